@@ -1,0 +1,89 @@
+/* db.h - the region's database: items of every table, read and written with
+ * versions, on top of store/ and catalog.
+ *
+ * Record format (value in the items column family; key: codec.h):
+ *     byte 0      record format (1)
+ *     byte 1      flags (bit 0: tombstone, reserved for issue 3)
+ *     bytes 2-9   version timestamp, HLC (u64 big-endian, see clock/hlc.h)
+ *     byte 10     length L of the origin region name (1..255)
+ *     L bytes     origin region name
+ *     rest        item encoding (item/codec.h)
+ * The version (timestamp, origin) is what issue 3's last-writer-wins compares.
+ *
+ * Writes: db_write() is the single write path. Under a striped lock per
+ * item key it reads the current item, lets the caller's mutate callback
+ * decide the new item (conditions are evaluated there, on the current item),
+ * stamps a fresh HLC version and commits every item of the call in one
+ * atomic, durable RocksDB batch. The replication log entry of each write will
+ * be appended to that same batch (issue 3), so an item and its log entry are
+ * always committed together or not at all.
+ */
+#ifndef MERIDIAN_DB_H
+#define MERIDIAN_DB_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "clock/hlc.h"
+#include "db/catalog.h"
+#include "item/value.h"
+#include "store/store.h"
+
+#define DB_LOCK_STRIPES 4096
+
+typedef struct db {
+    store *st;
+    catalog *cat;
+    hlc clock;
+    char region[256];
+    pthread_mutex_t stripes[DB_LOCK_STRIPES];
+} db;
+
+typedef struct item_record {
+    uint64_t ts;        /* HLC version timestamp */
+    const char *origin; /* region that made the write */
+    bool tombstone;
+    mv_value *item;     /* NULL for a tombstone */
+} item_record;
+
+/* Opens the store and catalog in dir and seeds the HLC past every version on disk. */
+int db_open(db *d, const char *dir, const char *region, const store_options *opt, err *e);
+void db_close(db *d);
+
+void record_encode(buf *out, uint64_t ts, const char *origin, bool tombstone,
+                   const mv_value *item);
+int record_decode(arena *a, const uint8_t *p, size_t len, item_record *out);
+
+/* Reads one item (NULL in *out if absent). */
+int db_get(db *d, table *t, const mv_value *pk, const mv_value *sk, arena *a, mv_value **out,
+           err *e);
+
+/* Decides the new contents of one item from its current contents (NULL if
+ * absent). Returns DB_MUTATE_WRITE with *new_item set (NULL deletes the
+ * item), DB_MUTATE_SKIP to leave it unchanged, or -1 with e set to abort the
+ * whole db_write (e.g. a failed condition). */
+#define DB_MUTATE_WRITE 0
+#define DB_MUTATE_SKIP  1
+typedef int (*db_mutate_fn)(void *ctx, const mv_value *old_item, arena *a, mv_value **new_item,
+                            err *e);
+
+typedef struct db_write_op {
+    table *t;
+    const mv_value *pk;
+    const mv_value *sk; /* NULL for hash-only tables */
+    db_mutate_fn fn;
+    void *ctx;
+    /* Filled in by db_write: */
+    const mv_value *old_item; /* item before the write (NULL if none) */
+    mv_value *new_item;       /* item after (NULL if deleted or absent) */
+    bool written;             /* false when the callback chose DB_MUTATE_SKIP */
+} db_write_op;
+
+/* Applies n operations atomically: all are committed in one durable batch, or
+ * none is (if any callback fails, or the store fails). Two operations on the
+ * same item in one call are the caller's error (checked here). Returns 0 or
+ * -1 with e set; ERR_RESOURCE_NOT_FOUND if a table was deleted meanwhile. */
+int db_write(db *d, db_write_op *ops, size_t n, arena *a, err *e);
+
+#endif

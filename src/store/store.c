@@ -1,0 +1,292 @@
+/* store.c - RocksDB behind a small interface (see store.h).
+ *
+ * Tuning: LZ4 for SST files, a bloom filter (10 bits/key) and a shared LRU
+ * block cache on every column family so point reads of items mostly avoid
+ * disk; background work spread over the machine's cores.
+ */
+#include "store/store.h"
+
+#include <errno.h>
+#include <rocksdb/c.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char *const cf_names[STORE_CF_COUNT + 1] = {"meta", "items", "rlog", "default"};
+
+struct store {
+    rocksdb_t *db;
+    rocksdb_options_t *opts;
+    rocksdb_block_based_table_options_t *bbo;
+    rocksdb_cache_t *cache;
+    rocksdb_filterpolicy_t *filter; /* owned by bbo once set */
+    rocksdb_column_family_handle_t *cf[STORE_CF_COUNT + 1];
+    rocksdb_writeoptions_t *wopts;
+    rocksdb_readoptions_t *ropts;
+};
+
+struct store_batch {
+    store *s;
+    rocksdb_writebatch_t *wb;
+};
+
+struct store_iter {
+    rocksdb_iterator_t *it;
+    rocksdb_readoptions_t *ro;
+    const rocksdb_snapshot_t *snap;
+    rocksdb_t *db;
+    char *lo; /* bounds must outlive the iterator */
+    char *hi;
+    size_t lol, hil;
+};
+
+static int fail(err *e, char *rerr, const char *what)
+{
+    err_set(e, ERR_INTERNAL, "storage error (%s): %s", what, rerr ? rerr : "unknown");
+    free(rerr);
+    return -1;
+}
+
+int store_open(const char *dir, const store_options *opt, store **out, err *e)
+{
+    *out = NULL;
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+        return err_set(e, ERR_INTERNAL, "cannot create data directory %s: %s", dir,
+                       strerror(errno));
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        return err_set(e, ERR_INTERNAL, "data directory %s is not a directory", dir);
+    if ((st.st_mode & 0077) && chmod(dir, 0700) != 0)
+        return err_set(e, ERR_INTERNAL, "cannot restrict permissions of %s: %s", dir,
+                       strerror(errno));
+
+    store *s = calloc(1, sizeof(*s));
+    if (!s) return err_set(e, ERR_INTERNAL, "out of memory");
+    size_t cache = opt && opt->block_cache_bytes ? opt->block_cache_bytes : (256u << 20);
+
+    s->opts = rocksdb_options_create();
+    rocksdb_options_set_create_if_missing(s->opts, 1);
+    rocksdb_options_set_create_missing_column_families(s->opts, 1);
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    rocksdb_options_increase_parallelism(s->opts, cores > 1 ? (int)cores : 2);
+    rocksdb_options_set_compression(s->opts, rocksdb_lz4_compression);
+    rocksdb_options_set_max_open_files(s->opts, 512);
+    s->bbo = rocksdb_block_based_options_create();
+    s->cache = rocksdb_cache_create_lru(cache);
+    rocksdb_block_based_options_set_block_cache(s->bbo, s->cache);
+    s->filter = rocksdb_filterpolicy_create_bloom(10);
+    rocksdb_block_based_options_set_filter_policy(s->bbo, s->filter);
+    rocksdb_block_based_options_set_cache_index_and_filter_blocks(s->bbo, 1);
+    rocksdb_options_set_block_based_table_factory(s->opts, s->bbo);
+
+    const rocksdb_options_t *cf_opts[STORE_CF_COUNT + 1];
+    for (int i = 0; i <= STORE_CF_COUNT; i++) cf_opts[i] = s->opts;
+    char *rerr = NULL;
+    s->db = rocksdb_open_column_families(s->opts, dir, STORE_CF_COUNT + 1, cf_names, cf_opts,
+                                         s->cf, &rerr);
+    if (rerr) {
+        fail(e, rerr, "open");
+        s->db = NULL;
+        store_close(s);
+        return -1;
+    }
+    s->wopts = rocksdb_writeoptions_create();
+    rocksdb_writeoptions_set_sync(s->wopts, opt ? opt->sync : 1);
+    s->ropts = rocksdb_readoptions_create();
+    *out = s;
+    return 0;
+}
+
+void store_close(store *s)
+{
+    if (!s) return;
+    if (s->db) {
+        rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+        rocksdb_flushoptions_set_wait(fo, 1);
+        for (int i = 0; i < STORE_CF_COUNT; i++) {
+            char *rerr = NULL;
+            rocksdb_flush_cf(s->db, fo, s->cf[i], &rerr);
+            free(rerr); /* the WAL already holds everything; a failed flush loses nothing */
+        }
+        rocksdb_flushoptions_destroy(fo);
+        for (int i = 0; i <= STORE_CF_COUNT; i++)
+            if (s->cf[i]) rocksdb_column_family_handle_destroy(s->cf[i]);
+        rocksdb_close(s->db);
+    }
+    if (s->wopts) rocksdb_writeoptions_destroy(s->wopts);
+    if (s->ropts) rocksdb_readoptions_destroy(s->ropts);
+    if (s->opts) rocksdb_options_destroy(s->opts);
+    if (s->bbo) rocksdb_block_based_options_destroy(s->bbo); /* frees the filter policy */
+    if (s->cache) rocksdb_cache_destroy(s->cache);
+    free(s);
+}
+
+int store_get(store *s, store_cf cf, const void *key, size_t klen, buf *out, err *e)
+{
+    char *rerr = NULL;
+    rocksdb_pinnableslice_t *ps =
+        rocksdb_get_pinned_cf(s->db, s->ropts, s->cf[cf], key, klen, &rerr);
+    if (rerr) return fail(e, rerr, "get");
+    buf_reset(out);
+    if (!ps) return 0;
+    size_t vl = 0;
+    const char *v = rocksdb_pinnableslice_value(ps, &vl);
+    buf_append(out, v, vl);
+    rocksdb_pinnableslice_destroy(ps);
+    return 1;
+}
+
+store_batch *store_batch_new(store *s)
+{
+    store_batch *b = malloc(sizeof(*b));
+    if (!b) abort();
+    b->s = s;
+    b->wb = rocksdb_writebatch_create();
+    return b;
+}
+
+void store_batch_free(store_batch *b)
+{
+    if (!b) return;
+    rocksdb_writebatch_destroy(b->wb);
+    free(b);
+}
+
+void store_batch_clear(store_batch *b)
+{
+    rocksdb_writebatch_clear(b->wb);
+}
+
+void store_batch_put(store_batch *b, store_cf cf, const void *k, size_t kl, const void *v,
+                     size_t vl)
+{
+    rocksdb_writebatch_put_cf(b->wb, b->s->cf[cf], k, kl, v, vl);
+}
+
+void store_batch_delete(store_batch *b, store_cf cf, const void *k, size_t kl)
+{
+    rocksdb_writebatch_delete_cf(b->wb, b->s->cf[cf], k, kl);
+}
+
+void store_batch_delete_range(store_batch *b, store_cf cf, const void *from, size_t fl,
+                              const void *to, size_t tl)
+{
+    rocksdb_writebatch_delete_range_cf(b->wb, b->s->cf[cf], from, fl, to, tl);
+}
+
+size_t store_batch_count(const store_batch *b)
+{
+    return (size_t)rocksdb_writebatch_count(b->wb);
+}
+
+int store_write(store *s, store_batch *b, err *e)
+{
+    char *rerr = NULL;
+    rocksdb_write(s->db, s->wopts, b->wb, &rerr);
+    if (rerr) return fail(e, rerr, "write");
+    return 0;
+}
+
+static char *dup_bound(const void *p, size_t n)
+{
+    if (!p) return NULL;
+    char *d = malloc(n ? n : 1);
+    if (!d) abort();
+    memcpy(d, p, n);
+    return d;
+}
+
+store_iter *store_iter_new(store *s, store_cf cf, const void *lo, size_t lol, const void *hi,
+                           size_t hil)
+{
+    store_iter *it = calloc(1, sizeof(*it));
+    if (!it) abort();
+    it->db = s->db;
+    it->ro = rocksdb_readoptions_create();
+    it->snap = rocksdb_create_snapshot(s->db);
+    rocksdb_readoptions_set_snapshot(it->ro, it->snap);
+    it->lo = dup_bound(lo, lol);
+    it->hi = dup_bound(hi, hil);
+    it->lol = lol;
+    it->hil = hil;
+    if (it->lo) rocksdb_readoptions_set_iterate_lower_bound(it->ro, it->lo, lol);
+    if (it->hi) rocksdb_readoptions_set_iterate_upper_bound(it->ro, it->hi, hil);
+    it->it = rocksdb_create_iterator_cf(s->db, it->ro, s->cf[cf]);
+    return it;
+}
+
+void store_iter_free(store_iter *it)
+{
+    if (!it) return;
+    rocksdb_iter_destroy(it->it);
+    rocksdb_release_snapshot(it->db, it->snap);
+    rocksdb_readoptions_destroy(it->ro);
+    free(it->lo);
+    free(it->hi);
+    free(it);
+}
+
+void store_iter_seek(store_iter *it, const void *k, size_t kl)
+{
+    rocksdb_iter_seek(it->it, k, kl);
+}
+
+void store_iter_seek_for_prev(store_iter *it, const void *k, size_t kl)
+{
+    rocksdb_iter_seek_for_prev(it->it, k, kl);
+}
+
+void store_iter_first(store_iter *it)
+{
+    rocksdb_iter_seek_to_first(it->it);
+}
+
+void store_iter_last(store_iter *it)
+{
+    rocksdb_iter_seek_to_last(it->it);
+}
+
+void store_iter_next(store_iter *it)
+{
+    rocksdb_iter_next(it->it);
+}
+
+void store_iter_prev(store_iter *it)
+{
+    rocksdb_iter_prev(it->it);
+}
+
+bool store_iter_valid(store_iter *it)
+{
+    return rocksdb_iter_valid(it->it) != 0;
+}
+
+const uint8_t *store_iter_key(store_iter *it, size_t *len)
+{
+    return (const uint8_t *)rocksdb_iter_key(it->it, len);
+}
+
+const uint8_t *store_iter_value(store_iter *it, size_t *len)
+{
+    return (const uint8_t *)rocksdb_iter_value(it->it, len);
+}
+
+int store_iter_status(store_iter *it, err *e)
+{
+    char *rerr = NULL;
+    rocksdb_iter_get_error(it->it, &rerr);
+    if (rerr) return fail(e, rerr, "iterate");
+    return 0;
+}
+
+uint64_t store_disk_bytes(store *s)
+{
+    uint64_t total = 0;
+    for (int i = 0; i < STORE_CF_COUNT; i++) {
+        uint64_t v = 0;
+        if (rocksdb_property_int_cf(s->db, s->cf[i], "rocksdb.total-sst-files-size", &v) == 0)
+            total += v;
+    }
+    return total;
+}

@@ -1,0 +1,83 @@
+/* store.h - the only module that talks to RocksDB.
+ *
+ * One RocksDB database per region process, with column families:
+ *   meta   table catalog and counters (db/catalog.c owns the key layout)
+ *   items  item records keyed by item/codec.h key_encode_item
+ *   rlog   replication log (issue 3: appended in the same batch as the item)
+ * RocksDB's C API (malloc'ed error strings, malloc'ed values) stays behind
+ * this interface; callers see err and buf.
+ *
+ * Durability: store_write() returns only after the batch is in the WAL and
+ * the WAL is fsync'ed (WriteOptions.sync). Concurrent writers are grouped by
+ * RocksDB's write thread: one leader writes and syncs the WAL for everyone
+ * waiting, so N concurrent writes cost one fsync (group commit), not N.
+ */
+#ifndef MERIDIAN_STORE_H
+#define MERIDIAN_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/buf.h"
+#include "util/err.h"
+
+typedef enum store_cf {
+    STORE_CF_META = 0,
+    STORE_CF_ITEMS,
+    STORE_CF_RLOG,
+    STORE_CF_COUNT
+} store_cf;
+
+typedef struct store store;
+typedef struct store_batch store_batch;
+typedef struct store_iter store_iter;
+
+typedef struct store_options {
+    size_t block_cache_bytes; /* shared LRU block cache; 0 = default (256 MiB) */
+    bool sync;                /* fsync the WAL on every write (default true) */
+} store_options;
+
+/* Opens (creating if missing, mode 0700) the database in dir. */
+int store_open(const char *dir, const store_options *opt, store **out, err *e);
+/* Flushes memtables and closes; safe with NULL. */
+void store_close(store *s);
+
+/* Point read. Returns 1 and copies the value into out (after buf_reset) if
+ * the key exists, 0 if not, -1 on error. */
+int store_get(store *s, store_cf cf, const void *key, size_t klen, buf *out, err *e);
+
+store_batch *store_batch_new(store *s);
+void store_batch_free(store_batch *b);
+void store_batch_clear(store_batch *b);
+void store_batch_put(store_batch *b, store_cf cf, const void *k, size_t kl, const void *v,
+                     size_t vl);
+void store_batch_delete(store_batch *b, store_cf cf, const void *k, size_t kl);
+/* Deletes [from, to). */
+void store_batch_delete_range(store_batch *b, store_cf cf, const void *from, size_t fl,
+                              const void *to, size_t tl);
+size_t store_batch_count(const store_batch *b);
+/* Commits the batch atomically and durably (see above). */
+int store_write(store *s, store_batch *b, err *e);
+
+/* Iterator over [lo, hi) of one column family (either bound may be NULL);
+ * the bounds are copied. Reads see a consistent snapshot taken at creation. */
+store_iter *store_iter_new(store *s, store_cf cf, const void *lo, size_t lol, const void *hi,
+                           size_t hil);
+void store_iter_free(store_iter *it);
+void store_iter_seek(store_iter *it, const void *k, size_t kl); /* first key >= k */
+void store_iter_seek_for_prev(store_iter *it, const void *k, size_t kl); /* last key <= k */
+void store_iter_first(store_iter *it);
+void store_iter_last(store_iter *it);
+void store_iter_next(store_iter *it);
+void store_iter_prev(store_iter *it);
+bool store_iter_valid(store_iter *it);
+const uint8_t *store_iter_key(store_iter *it, size_t *len);
+const uint8_t *store_iter_value(store_iter *it, size_t *len);
+/* After the iterator becomes invalid: 0 if it simply ran out, -1 (e set) on error. */
+int store_iter_status(store_iter *it, err *e);
+
+/* Approximate bytes on disk (SST + WAL) for metrics. */
+uint64_t store_disk_bytes(store *s);
+
+#endif
