@@ -37,6 +37,9 @@ typedef struct op_ctx {
     arena *a;            /* per-request memory */
     buf *out;            /* response body */
     err *e;              /* error to report when the handler returns -1 */
+    /* With ERR_CONDITIONAL_CHECK_FAILED: the item to return in the error body
+     * (ReturnValuesOnConditionCheckFailure ALL_OLD), or NULL. */
+    const mv_value *err_item;
 } op_ctx;
 
 typedef int (*op_fn)(op_ctx *c);
@@ -75,8 +78,11 @@ int req_check_item_size(op_ctx *c, const mv_value *item, bool update);
 /* A map with only the key attributes of item (for LastEvaluatedKey). */
 mv_value *req_key_map(op_ctx *c, table *t, const mv_value *item);
 
+/* Starts a member of the response object being written: `"key":`, preceded
+ * by a comma unless *first (which it then clears). */
+void resp_key(op_ctx *c, bool *first, const char *key);
 /* Writes "ConsumedCapacity" if ReturnConsumedCapacity asks for it (TOTAL or
- * INDEXES), as `,"ConsumedCapacity":{...}` (leading comma included). */
-void req_consumed_capacity(op_ctx *c, const char *table, double units);
+ * INDEXES). */
+void req_consumed_capacity(op_ctx *c, bool *first, const char *table, double units);
 
 #endif

@@ -24,12 +24,12 @@
 
 #include <openssl/crypto.h>
 
-#define ACCESS_KEY_MAX   128
-#define SECRET_MAX       256
-#define ACCOUNT_MAX      64
-#define CRED_FILE_MAX    (16u * 1024u * 1024u)
-#define DEFAULT_ACCOUNT  "default"
-#define FORMAT_REMINDER  "expected ACCESS_KEY_ID SECRET_ACCESS_KEY [ACCOUNT]"
+#define ACCESS_KEY_MAX  128
+#define SECRET_MAX      256
+#define ACCOUNT_MAX     64
+#define CRED_FILE_MAX   (16u * 1024u * 1024u)
+#define DEFAULT_ACCOUNT "default"
+#define FORMAT_REMINDER "expected ACCESS_KEY_ID SECRET_ACCESS_KEY [ACCOUNT]"
 
 /* An entry plus the line it came from, used while building the table. */
 typedef struct pending {
@@ -104,7 +104,8 @@ static int pending_cmp(const void *a, const void *b)
 
 static void pending_free(pending *p, size_t n)
 {
-    for (size_t i = 0; i < n; i++) entry_free(&p[i].entry);
+    for (size_t i = 0; i < n; i++)
+        entry_free(&p[i].entry);
     free(p);
 }
 
@@ -118,17 +119,20 @@ static int parse_line(const char *s, size_t n, const char *origin, size_t lineno
     size_t nf = 0;
     size_t i = 0;
 
-    while (i < n && is_blank(s[i])) i++;
+    while (i < n && is_blank(s[i]))
+        i++;
     if (i == n || s[i] == '#') return 0;
 
     while (i < n) {
         size_t start = i;
-        while (i < n && !is_blank(s[i])) i++;
+        while (i < n && !is_blank(s[i]))
+            i++;
         if (nf == 4) break; /* counted below as "too many" */
         field[nf] = s + start;
         flen[nf] = i - start;
         nf++;
-        while (i < n && is_blank(s[i])) i++;
+        while (i < n && is_blank(s[i]))
+            i++;
     }
     if (nf < 2)
         return err_set(e, ERR_VALIDATION, "%s:%zu: missing secret access key (" FORMAT_REMINDER ")",
@@ -152,7 +156,8 @@ static int parse_line(const char *s, size_t n, const char *origin, size_t lineno
 
     out->access_key = dup_n(field[0], flen[0]);
     out->secret = dup_n(field[1], flen[1]);
-    out->account = nf == 3 ? dup_n(field[2], flen[2]) : dup_n(DEFAULT_ACCOUNT, strlen(DEFAULT_ACCOUNT));
+    out->account =
+        nf == 3 ? dup_n(field[2], flen[2]) : dup_n(DEFAULT_ACCOUNT, strlen(DEFAULT_ACCOUNT));
     if (!out->access_key || !out->secret || !out->account) {
         entry_free(out);
         return err_set(e, ERR_INTERNAL, "%s:%zu: out of memory", origin, lineno);
@@ -170,7 +175,8 @@ int cred_parse(const char *text, size_t len, const char *origin, cred_table *out
         /* Name the line holding the NUL so the user can find it. */
         const char *z = memchr(text, '\0', len);
         size_t line = 1;
-        for (const char *p = text; p < z; p++) line += *p == '\n';
+        for (const char *p = text; p < z; p++)
+            line += *p == '\n';
         return err_set(e, ERR_VALIDATION, "%s:%zu: contains a NUL byte", origin, line);
     }
 
@@ -232,7 +238,8 @@ int cred_parse(const char *text, size_t len, const char *origin, cred_table *out
         pending_free(items, n);
         return err_set(e, ERR_INTERNAL, "%s: out of memory", origin);
     }
-    for (size_t i = 0; i < n; i++) entries[i] = items[i].entry;
+    for (size_t i = 0; i < n; i++)
+        entries[i] = items[i].entry;
     free(items);
     out->n = n;
     out->entries = entries;
@@ -246,8 +253,9 @@ int cred_load(const char *path, cred_table *out, err *e)
     if (!path) return err_set(e, ERR_INTERNAL, "credentials file: no path given");
 
     FILE *f = fopen(path, "rb");
-    if (!f) return err_set(e, ERR_INTERNAL, "%s: cannot open credentials file: %s", path,
-                           strerror(errno));
+    if (!f)
+        return err_set(e, ERR_INTERNAL, "%s: cannot open credentials file: %s", path,
+                       strerror(errno));
 
     char *data = NULL;
     size_t len = 0, cap = 0;
@@ -299,7 +307,8 @@ done:
 void cred_free(cred_table *t)
 {
     if (!t) return;
-    for (size_t i = 0; i < t->n; i++) entry_free(&t->entries[i]);
+    for (size_t i = 0; i < t->n; i++)
+        entry_free(&t->entries[i]);
     free(t->entries);
     t->entries = NULL;
     t->n = 0;

@@ -67,4 +67,9 @@ int sigv4_sign(const char *access_key, const char *secret, const char *region,
                const char *service, const char *amz_date, const sigv4_request *req, char *out,
                size_t out_len);
 
+/* Signing-key cache counters since the verifier was created (for tests and
+ * metrics): a hit reuses a derived key, a miss derives one. Either pointer may
+ * be NULL. */
+void sigv4_cache_stats(sigv4_verifier *v, uint64_t *hits, uint64_t *misses);
+
 #endif

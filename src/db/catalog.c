@@ -2,6 +2,7 @@
 #include "db/catalog.h"
 
 #include <cjson/cJSON.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 

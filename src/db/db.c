@@ -1,6 +1,7 @@
 /* db.c - versioned item reads and the single write path (see db.h). */
 #include "db/db.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 

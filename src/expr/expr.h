@@ -44,6 +44,9 @@ typedef struct expr_env {
     bool *value_used;       /* parallel to values->u.map.members */
 } expr_env;
 
+/* "ConditionExpression", "FilterExpression", ... as used in messages. */
+const char *expr_kind_name(expr_kind k);
+
 /* Initialises env. name_keys/name_vals (n_names entries) and values may be
  * NULL/0. Does not copy the tables: they must outlive the env. */
 void expr_env_init(expr_env *env, arena *a, size_t n_names, const char **name_keys,
@@ -104,6 +107,11 @@ const expr_projection *expr_update_paths(const expr_update *upd);
 /* Returns a new item holding only the projected paths of item (list elements
  * selected by index keep their relative order, as DynamoDB does). */
 mv_value *expr_project(const expr_projection *proj, const mv_value *item, arena *a);
+
+/* Every document path a condition reads, in written order, allocated from a
+ * (for Query's "Filter Expression can only contain non-primary key
+ * attributes" and "Key attributes must be scalars" checks). */
+const expr_projection *expr_condition_paths(const expr_node *cond, arena *a);
 
 /* Resolves a path against a value; NULL if any step is missing or mistyped. */
 const mv_value *expr_path_get(const expr_path *path, const mv_value *item);

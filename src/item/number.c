@@ -255,7 +255,10 @@ static int add_signed(const num *a, bool aneg, const num *b, bool bneg, num *out
     }
     int exp = hi - j0;
     int nd = j1 - j0 + 1;
-    if (check_range(exp, nd, e) < 0) return -1;
+    /* DynamoDB reports an exact sum that needs more than 38 digits (1e50 + 1)
+     * with its overflow message, not the precision one used for input. */
+    if (check_range(exp, 0, e) < 0) return -1;
+    if (nd > NUM_MAX_DIGITS) return err_validation(e, MSG_OVERFLOW);
     num r;
     num_zero(&r);
     r.neg = neg;

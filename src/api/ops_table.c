@@ -1,0 +1,394 @@
+/* ops_table.c - table operations: CreateTable, DescribeTable, ListTables,
+ * DeleteTable, UpdateTable (single-region settings; ReplicaUpdates come
+ * with global tables in issue 3). Tables are ACTIVE as soon as CreateTable
+ * returns: creating one is a single catalog write. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "api/ops.h"
+#include "clock/hlc.h"
+#include "item/json.h"
+
+static void write_str_field(buf *out, const char *name, const char *val, bool comma)
+{
+    if (comma) buf_putc(out, ',');
+    json_write_string(out, name, strlen(name));
+    buf_putc(out, ':');
+    json_write_string(out, val, strlen(val));
+}
+
+/* Writes a TableDescription object for t. */
+static void write_table_description(op_ctx *c, table *t, const char *status)
+{
+    buf *o = c->out;
+    table_settings s;
+    pthread_mutex_lock(&t->settings_mu);
+    s = t->settings;
+    pthread_mutex_unlock(&t->settings_mu);
+
+    buf_puts(o, "{\"AttributeDefinitions\":[");
+    for (size_t i = 0; i < t->n_attr_defs; i++) {
+        buf_puts(o, i ? ",{" : "{");
+        write_str_field(o, "AttributeName", t->attr_defs[i].name, false);
+        write_str_field(o, "AttributeType", mv_type_name(t->attr_defs[i].type), true);
+        buf_putc(o, '}');
+    }
+    buf_puts(o, "]");
+    write_str_field(o, "TableName", t->name, true);
+    buf_puts(o, ",\"KeySchema\":[{");
+    write_str_field(o, "AttributeName", t->pk_name, false);
+    buf_puts(o, ",\"KeyType\":\"HASH\"}");
+    if (t->sk_name) {
+        buf_puts(o, ",{");
+        write_str_field(o, "AttributeName", t->sk_name, false);
+        buf_puts(o, ",\"KeyType\":\"RANGE\"}");
+    }
+    buf_puts(o, "]");
+    write_str_field(o, "TableStatus", status, true);
+    buf_printf(o, ",\"CreationDateTime\":%.3f", (double)t->created_ms / 1000.0);
+    buf_printf(o,
+               ",\"ProvisionedThroughput\":{\"NumberOfDecreasesToday\":0,"
+               "\"ReadCapacityUnits\":%" PRId64 ",\"WriteCapacityUnits\":%" PRId64 "}",
+               s.pay_per_request ? (int64_t)0 : s.rcu, s.pay_per_request ? (int64_t)0 : s.wcu);
+    int64_t items = atomic_load(&t->item_count), bytes = atomic_load(&t->size_bytes);
+    buf_printf(o, ",\"TableSizeBytes\":%" PRId64 ",\"ItemCount\":%" PRId64,
+               bytes < 0 ? 0 : bytes, items < 0 ? 0 : items);
+    buf_puts(o, ",\"TableArn\":");
+    char arn[600];
+    snprintf(arn, sizeof(arn), "arn:aws:dynamodb:%s:%s:table/%s", c->region, t->account,
+             t->name);
+    json_write_string(o, arn, strlen(arn));
+    buf_printf(o, ",\"TableId\":\"00000000-0000-4000-8000-%012" PRIx64 "\"", t->id);
+    if (s.pay_per_request)
+        buf_printf(o,
+                   ",\"BillingModeSummary\":{\"BillingMode\":\"PAY_PER_REQUEST\","
+                   "\"LastUpdateToPayPerRequestDateTime\":%.3f}",
+                   (double)s.billing_changed_ms / 1000.0);
+    else
+        buf_puts(o, ",\"BillingModeSummary\":{\"BillingMode\":\"PROVISIONED\"}");
+    buf_printf(o, ",\"DeletionProtectionEnabled\":%s", s.deletion_protection ? "true" : "false");
+    buf_putc(o, '}');
+}
+
+/* Reads BillingMode + ProvisionedThroughput into s (for create: defaults apply). */
+static int read_billing(op_ctx *c, table_settings *s, bool create, bool *changed)
+{
+    const char *mode = NULL;
+    if (req_string(c, c->req, "BillingMode", false, &mode) < 0) return -1;
+    const cJSON *pt = req_get(c->req, "ProvisionedThroughput");
+    *changed = mode || pt;
+    if (mode && strcmp(mode, "PROVISIONED") && strcmp(mode, "PAY_PER_REQUEST"))
+        return err_validation(c->e,
+                              "1 validation error detected: Value '%s' at 'billingMode' failed "
+                              "to satisfy constraint: Member must satisfy enum value set: "
+                              "[PROVISIONED, PAY_PER_REQUEST]",
+                              mode);
+    bool ppr = mode ? strcmp(mode, "PAY_PER_REQUEST") == 0 : (create ? false : s->pay_per_request);
+    if (ppr && pt)
+        return err_validation(c->e, "One or more parameter values were invalid: Neither "
+                                    "ReadCapacityUnits nor WriteCapacityUnits can be specified "
+                                    "when BillingMode is PAY_PER_REQUEST");
+    if (!ppr) {
+        if (!pt && (create || s->pay_per_request))
+            return err_validation(c->e, "One or more parameter values were invalid: "
+                                        "ReadCapacityUnits and WriteCapacityUnits must both be "
+                                        "specified when BillingMode is PROVISIONED");
+        if (pt) {
+            if (!cJSON_IsObject(pt))
+                return err_set(c->e, ERR_SERIALIZATION, "Unexpected value type in payload");
+            bool has_r, has_w;
+            long long r = 0, w = 0;
+            if (req_int(c, pt, "ReadCapacityUnits", &has_r, &r) < 0 ||
+                req_int(c, pt, "WriteCapacityUnits", &has_w, &w) < 0)
+                return -1;
+            if (!has_r || !has_w)
+                return err_validation(c->e,
+                                      "1 validation error detected: Value null at "
+                                      "'provisionedThroughput.%s' failed to satisfy constraint: "
+                                      "Member must not be null",
+                                      has_r ? "writeCapacityUnits" : "readCapacityUnits");
+            if (r < 1 || w < 1)
+                return err_validation(c->e,
+                                      "1 validation error detected: Value '%lld' at "
+                                      "'provisionedThroughput.%s' failed to satisfy constraint: "
+                                      "Member must have value greater than or equal to 1",
+                                      r < 1 ? r : w,
+                                      r < 1 ? "readCapacityUnits" : "writeCapacityUnits");
+            s->rcu = r;
+            s->wcu = w;
+        }
+    }
+    if (ppr && !s->pay_per_request) s->billing_changed_ms = (int64_t)hlc_wall_ms();
+    s->pay_per_request = ppr;
+    if (ppr) s->rcu = s->wcu = 0;
+    return 0;
+}
+
+static int unsupported(op_ctx *c, const char *param)
+{
+    return err_validation(c->e, "%s is not supported by this Meridian version", param);
+}
+
+int op_create_table(op_ctx *c)
+{
+    const char *name;
+    if (req_string(c, c->req, "TableName", true, &name) < 0) return -1;
+    if (req_table_name(c, "tableName", name) < 0) return -1;
+    const cJSON *ks = req_get(c->req, "KeySchema");
+    const cJSON *ad = req_get(c->req, "AttributeDefinitions");
+    if (!ks)
+        return err_validation(c->e, "1 validation error detected: Value null at 'keySchema' "
+                                    "failed to satisfy constraint: Member must not be null");
+    if (!ad)
+        return err_validation(c->e, "1 validation error detected: Value null at "
+                                    "'attributeDefinitions' failed to satisfy constraint: Member "
+                                    "must not be null");
+    if (!cJSON_IsArray(ks) || !cJSON_IsArray(ad))
+        return err_set(c->e, ERR_SERIALIZATION, "Unexpected value type in payload");
+    int nks = cJSON_GetArraySize(ks);
+    if (nks < 1 || nks > 2)
+        return err_validation(c->e,
+                              "1 validation error detected: Value '[]' at 'keySchema' failed to "
+                              "satisfy constraint: Member must have length %s",
+                              nks < 1 ? "greater than or equal to 1" : "less than or equal to 2");
+    if (req_get(c->req, "GlobalSecondaryIndexes")) return unsupported(c, "GlobalSecondaryIndexes");
+    if (req_get(c->req, "LocalSecondaryIndexes")) return unsupported(c, "LocalSecondaryIndexes");
+
+    table tmpl;
+    memset(&tmpl, 0, sizeof(tmpl));
+    tmpl.account = (char *)c->account;
+    tmpl.name = (char *)name;
+    const char *kn[2] = {NULL, NULL};
+    int idx = 0;
+    const cJSON *el;
+    cJSON_ArrayForEach(el, ks)
+    {
+        const char *an, *kt;
+        if (!cJSON_IsObject(el))
+            return err_set(c->e, ERR_SERIALIZATION, "Unexpected value type in payload");
+        if (req_string(c, el, "AttributeName", true, &an) < 0 ||
+            req_string(c, el, "KeyType", true, &kt) < 0)
+            return -1;
+        if (strcmp(kt, "HASH") && strcmp(kt, "RANGE"))
+            return err_validation(c->e,
+                                  "1 validation error detected: Value '%s' at "
+                                  "'keySchema.%d.member.keyType' failed to satisfy constraint: "
+                                  "Member must satisfy enum value set: [HASH, RANGE]",
+                                  kt, idx + 1);
+        if (idx == 0 && strcmp(kt, "HASH"))
+            return err_validation(c->e,
+                                  "Invalid KeySchema: The first KeySchemaElement is not a HASH "
+                                  "key type");
+        if (idx == 1 && strcmp(kt, "RANGE"))
+            return err_validation(c->e, "Invalid KeySchema: The second KeySchemaElement is not a "
+                                        "RANGE key type");
+        if (strlen(an) == 0 || strlen(an) > 255)
+            return err_validation(c->e,
+                                  "1 validation error detected: Value '%s' at "
+                                  "'keySchema.%d.member.attributeName' failed to satisfy "
+                                  "constraint: Member must have length %s",
+                                  an, idx + 1,
+                                  strlen(an) ? "less than or equal to 255"
+                                             : "greater than or equal to 1");
+        kn[idx++] = an;
+    }
+    if (kn[1] && strcmp(kn[0], kn[1]) == 0)
+        return err_validation(c->e, "Both the Hash Key and the Range Key element in the "
+                                    "KeySchema have the same name");
+    int nad = cJSON_GetArraySize(ad);
+    tmpl.attr_defs = arena_calloc(c->a, (size_t)(nad ? nad : 1), sizeof(table_attr_def));
+    cJSON_ArrayForEach(el, ad)
+    {
+        const char *an, *at;
+        if (!cJSON_IsObject(el))
+            return err_set(c->e, ERR_SERIALIZATION, "Unexpected value type in payload");
+        if (req_string(c, el, "AttributeName", true, &an) < 0 ||
+            req_string(c, el, "AttributeType", true, &at) < 0)
+            return -1;
+        mv_type ty = mv_type_from_name(at, strlen(at));
+        if (ty != MV_S && ty != MV_N && ty != MV_B)
+            return err_validation(c->e,
+                                  "1 validation error detected: Value '%s' at "
+                                  "'attributeDefinitions.%zu.member.attributeType' failed to "
+                                  "satisfy constraint: Member must satisfy enum value set: [B, N, "
+                                  "S]",
+                                  at, tmpl.n_attr_defs + 1);
+        for (size_t i = 0; i < tmpl.n_attr_defs; i++)
+            if (strcmp(tmpl.attr_defs[i].name, an) == 0)
+                return err_validation(c->e,
+                                      "Cannot have two attributes with the same name: %s", an);
+        tmpl.attr_defs[tmpl.n_attr_defs].name = (char *)an;
+        tmpl.attr_defs[tmpl.n_attr_defs].type = ty;
+        tmpl.n_attr_defs++;
+    }
+    /* Every key attribute must be defined, and nothing else may be. */
+    for (int k = 0; k < idx; k++) {
+        bool found = false;
+        for (size_t i = 0; i < tmpl.n_attr_defs; i++) {
+            if (strcmp(tmpl.attr_defs[i].name, kn[k]) == 0) {
+                found = true;
+                if (k == 0)
+                    tmpl.pk_type = tmpl.attr_defs[i].type;
+                else
+                    tmpl.sk_type = tmpl.attr_defs[i].type;
+            }
+        }
+        if (!found) {
+            buf msg;
+            buf_init(&msg);
+            buf_printf(&msg, "One or more parameter values were invalid: Some index key "
+                             "attributes are not defined in AttributeDefinitions. Keys: [");
+            for (int j = 0; j < idx; j++) buf_printf(&msg, "%s%s", j ? ", " : "", kn[j]);
+            buf_puts(&msg, "], AttributeDefinitions: [");
+            for (size_t j = 0; j < tmpl.n_attr_defs; j++)
+                buf_printf(&msg, "%s%s", j ? ", " : "", tmpl.attr_defs[j].name);
+            buf_puts(&msg, "]");
+            err_validation(c->e, "%s", (char *)msg.data);
+            buf_free(&msg);
+            return -1;
+        }
+    }
+    if ((int)tmpl.n_attr_defs != idx)
+        return err_validation(c->e, "One or more parameter values were invalid: Number of "
+                                    "attributes in KeySchema does not exactly match number of "
+                                    "attributes defined in AttributeDefinitions");
+    tmpl.pk_name = (char *)kn[0];
+    tmpl.sk_name = (char *)kn[1];
+    bool changed;
+    if (read_billing(c, &tmpl.settings, true, &changed) < 0) return -1;
+    bool dp = false;
+    if (req_bool(c, c->req, "DeletionProtectionEnabled", &dp) < 0) return -1;
+    tmpl.settings.deletion_protection = dp;
+    tmpl.created_ms = (int64_t)hlc_wall_ms();
+
+    table *t;
+    if (catalog_create(c->d->cat, &tmpl, &t, c->e) < 0) return -1;
+    buf_puts(c->out, "{\"TableDescription\":");
+    write_table_description(c, t, "ACTIVE");
+    buf_putc(c->out, '}');
+    table_release(t);
+    return 0;
+}
+
+int op_describe_table(op_ctx *c)
+{
+    const char *name;
+    if (req_string(c, c->req, "TableName", true, &name) < 0) return -1;
+    if (req_table_name(c, "tableName", name) < 0) return -1;
+    table *t = catalog_get(c->d->cat, c->account, name);
+    if (!t)
+        return err_set(c->e, ERR_RESOURCE_NOT_FOUND,
+                       "Requested resource not found: Table: %s not found", name);
+    buf_puts(c->out, "{\"Table\":");
+    write_table_description(c, t, "ACTIVE");
+    buf_putc(c->out, '}');
+    table_release(t);
+    return 0;
+}
+
+int op_list_tables(op_ctx *c)
+{
+    const char *start;
+    if (req_string(c, c->req, "ExclusiveStartTableName", false, &start) < 0) return -1;
+    if (start && req_table_name(c, "exclusiveStartTableName", start) < 0) return -1;
+    bool has_limit;
+    long long limit = 100;
+    if (req_int(c, c->req, "Limit", &has_limit, &limit) < 0) return -1;
+    if (has_limit && (limit < 1 || limit > 100))
+        return err_validation(c->e,
+                              "1 validation error detected: Value '%lld' at 'limit' failed to "
+                              "satisfy constraint: Member must have value %s",
+                              limit,
+                              limit < 1 ? "greater than or equal to 1"
+                                        : "less than or equal to 100");
+    char **names;
+    bool more;
+    size_t n = catalog_list(c->d->cat, c->account, start, (size_t)limit, &names, &more);
+    buf_puts(c->out, "{\"TableNames\":[");
+    for (size_t i = 0; i < n; i++) {
+        if (i) buf_putc(c->out, ',');
+        json_write_string(c->out, names[i], strlen(names[i]));
+    }
+    buf_putc(c->out, ']');
+    if (more && n > 0) write_str_field(c->out, "LastEvaluatedTableName", names[n - 1], true);
+    buf_putc(c->out, '}');
+    catalog_free_names(names, n);
+    return 0;
+}
+
+int op_delete_table(op_ctx *c)
+{
+    const char *name;
+    if (req_string(c, c->req, "TableName", true, &name) < 0) return -1;
+    if (req_table_name(c, "tableName", name) < 0) return -1;
+    table *t = catalog_get(c->d->cat, c->account, name);
+    if (!t)
+        return err_set(c->e, ERR_RESOURCE_NOT_FOUND,
+                       "Requested resource not found: Table: %s not found", name);
+    pthread_mutex_lock(&t->settings_mu);
+    bool protected_ = t->settings.deletion_protection;
+    pthread_mutex_unlock(&t->settings_mu);
+    table_release(t);
+    if (protected_)
+        return err_validation(c->e, "Resource cannot be deleted as it is currently protected "
+                                    "against deletion. Disable deletion protection first.");
+    if (catalog_delete(c->d->cat, c->account, name, &t, c->e) < 0) return -1;
+    buf_puts(c->out, "{\"TableDescription\":");
+    write_table_description(c, t, "DELETING");
+    buf_putc(c->out, '}');
+    table_release(t);
+    return 0;
+}
+
+int op_update_table(op_ctx *c)
+{
+    const char *name;
+    if (req_string(c, c->req, "TableName", true, &name) < 0) return -1;
+    table *t;
+    if (req_table(c, name, &t) < 0) {
+        if (c->e->code == ERR_RESOURCE_NOT_FOUND)
+            err_set(c->e, ERR_RESOURCE_NOT_FOUND,
+                    "Requested resource not found: Table: %s not found", name);
+        return -1;
+    }
+    int rc = -1;
+    if (req_get(c->req, "ReplicaUpdates")) {
+        unsupported(c, "ReplicaUpdates (global tables)");
+        goto out;
+    }
+    if (req_get(c->req, "GlobalSecondaryIndexUpdates")) {
+        unsupported(c, "GlobalSecondaryIndexUpdates");
+        goto out;
+    }
+    table_settings s;
+    pthread_mutex_lock(&t->settings_mu);
+    s = t->settings;
+    pthread_mutex_unlock(&t->settings_mu);
+    bool changed = false;
+    if (read_billing(c, &s, false, &changed) < 0) goto out;
+    const cJSON *dp = req_get(c->req, "DeletionProtectionEnabled");
+    if (dp) {
+        if (!cJSON_IsBool(dp)) {
+            err_set(c->e, ERR_SERIALIZATION, "Unexpected value type in payload");
+            goto out;
+        }
+        s.deletion_protection = cJSON_IsTrue(dp);
+        changed = true;
+    }
+    if (!changed && !req_get(c->req, "StreamSpecification") &&
+        !req_get(c->req, "SSESpecification") && !req_get(c->req, "TableClass")) {
+        err_validation(c->e, "At least one of ProvisionedThroughput, BillingMode, "
+                             "UpdateStreamEnabled, GlobalSecondaryIndexUpdates or "
+                             "SSESpecification or ReplicaUpdates is required");
+        goto out;
+    }
+    if (catalog_update_settings(c->d->cat, t, &s, c->e) < 0) goto out;
+    buf_puts(c->out, "{\"TableDescription\":");
+    write_table_description(c, t, "ACTIVE");
+    buf_putc(c->out, '}');
+    rc = 0;
+out:
+    table_release(t);
+    return rc;
+}

@@ -1,0 +1,315 @@
+/* up.c - `meridian up [--regions a,b,c] [--dir DIR] [--base-port P]`.
+ *
+ * Starts one `meridian serve` child process per region on 127.0.0.1, wired
+ * to each other as peers, with a generated credentials file and cluster key
+ * kept in DIR (so data and keys survive restarts), prints each endpoint and
+ * the environment to export, and stops every region on Ctrl-C (SIGINT) or
+ * SIGTERM. Region i listens for the API on P+i and for peers on P+100+i.
+ */
+#include "cli/up.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define UP_MAX_REGIONS 16
+
+static volatile sig_atomic_t g_stop;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    g_stop = 1;
+}
+
+static int random_token(char *out, size_t len, const char *alphabet)
+{
+    unsigned char raw[128];
+    if (len > sizeof(raw)) return -1;
+    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    ssize_t n = read(fd, raw, len);
+    close(fd);
+    if (n != (ssize_t)len) return -1;
+    size_t na = strlen(alphabet);
+    for (size_t i = 0; i < len; i++) out[i] = alphabet[raw[i] % na];
+    out[len] = '\0';
+    return 0;
+}
+
+/* Creates path with content (mode 0600) unless it exists. */
+static int ensure_file(const char *path, const char *content)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) return errno == EEXIST ? 0 : -1;
+    size_t len = strlen(content);
+    ssize_t w = write(fd, content, len);
+    int rc = (w == (ssize_t)len && fsync(fd) == 0) ? 0 : -1;
+    close(fd);
+    return rc;
+}
+
+static int read_first_key(const char *path, char *akid, size_t an, char *secret, size_t sn)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    char line[1024];
+    int rc = -1;
+    while (fgets(line, sizeof(line), f)) {
+        char a[256], s[256];
+        if (line[0] == '#') continue;
+        if (sscanf(line, "%255s %255s", a, s) == 2) {
+            snprintf(akid, an, "%s", a);
+            snprintf(secret, sn, "%s", s);
+            rc = 0;
+            break;
+        }
+    }
+    fclose(f);
+    return rc;
+}
+
+static int health_ok(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return 0;
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int ok = 0;
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+        const char req[] = "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+        if (write(fd, req, sizeof(req) - 1) == (ssize_t)(sizeof(req) - 1)) {
+            char resp[64];
+            ssize_t n = read(fd, resp, sizeof(resp) - 1);
+            if (n > 12) {
+                resp[n] = '\0';
+                ok = strncmp(resp + 9, "200", 3) == 0;
+            }
+        }
+    }
+    close(fd);
+    return ok;
+}
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: meridian up [--regions a,b,c] [--dir DIR] [--base-port P]\n");
+}
+
+int up_main(int argc, char **argv)
+{
+    const char *regions_arg = "us-east-1";
+    const char *dir = ".meridian";
+    int base_port = 8000;
+    static const struct option longopts[] = {
+        {"regions", required_argument, 0, 'r'},
+        {"dir", required_argument, 0, 'd'},
+        {"base-port", required_argument, 0, 'p'},
+        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
+    };
+    optind = 1;
+    int ch;
+    while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        switch (ch) {
+        case 'r': regions_arg = optarg; break;
+        case 'd': dir = optarg; break;
+        case 'p': {
+            char *end;
+            long p = strtol(optarg, &end, 10);
+            if (*end || p < 1 || p > 65000) {
+                fprintf(stderr, "meridian up: --base-port must be in [1, 65000]\n");
+                return 2;
+            }
+            base_port = (int)p;
+            break;
+        }
+        case 'h': usage(); return 0;
+        default: usage(); return 2;
+        }
+    }
+
+    char *regions[UP_MAX_REGIONS];
+    int nr = 0;
+    char *list = strdup(regions_arg);
+    if (!list) return 1;
+    for (char *save = NULL, *tok = strtok_r(list, ",", &save); tok;
+         tok = strtok_r(NULL, ",", &save)) {
+        if (nr == UP_MAX_REGIONS) {
+            fprintf(stderr, "meridian up: at most %d regions\n", UP_MAX_REGIONS);
+            free(list);
+            return 2;
+        }
+        regions[nr++] = tok;
+    }
+    if (nr == 0) {
+        fprintf(stderr, "meridian up: --regions is empty\n");
+        free(list);
+        return 2;
+    }
+
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        fprintf(stderr, "meridian up: cannot create %s: %s\n", dir, strerror(errno));
+        free(list);
+        return 1;
+    }
+    char cred_path[4096], key_path[4096];
+    snprintf(cred_path, sizeof(cred_path), "%s/credentials", dir);
+    snprintf(key_path, sizeof(key_path), "%s/cluster.key", dir);
+    char akid[256], secret[256], ckey[65];
+    static const char upper[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    static const char mixed[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    char akid_tail[17];
+    if (random_token(akid_tail, 16, upper) < 0 || random_token(secret, 40, mixed) < 0 ||
+        random_token(ckey, 64, mixed) < 0) {
+        fprintf(stderr, "meridian up: cannot read /dev/urandom\n");
+        free(list);
+        return 1;
+    }
+    snprintf(akid, sizeof(akid), "AKIA%s", akid_tail);
+    char cred_line[700], key_line[80];
+    snprintf(cred_line, sizeof(cred_line),
+             "# Generated by meridian up: ACCESS_KEY_ID SECRET_ACCESS_KEY ACCOUNT\n%s %s local\n",
+             akid, secret);
+    snprintf(key_line, sizeof(key_line), "%s\n", ckey);
+    if (ensure_file(cred_path, cred_line) < 0 || ensure_file(key_path, key_line) < 0 ||
+        read_first_key(cred_path, akid, sizeof(akid), secret, sizeof(secret)) < 0) {
+        fprintf(stderr, "meridian up: cannot set up credentials in %s\n", dir);
+        free(list);
+        return 1;
+    }
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    char self[4096];
+    ssize_t sl = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (sl <= 0) {
+        fprintf(stderr, "meridian up: cannot locate the meridian binary\n");
+        free(list);
+        return 1;
+    }
+    self[sl] = '\0';
+
+    pid_t pids[UP_MAX_REGIONS] = {0};
+    int rc = 0;
+    for (int i = 0; i < nr; i++) {
+        char data[4096], listen_a[64], peer_a[64];
+        snprintf(data, sizeof(data), "%s/%s", dir, regions[i]);
+        snprintf(listen_a, sizeof(listen_a), "127.0.0.1:%d", base_port + i);
+        snprintf(peer_a, sizeof(peer_a), "127.0.0.1:%d", base_port + 100 + i);
+        char *args[16 + 2 * UP_MAX_REGIONS];
+        char peer_args[UP_MAX_REGIONS][128];
+        int na = 0;
+        args[na++] = self;
+        args[na++] = "serve";
+        args[na++] = "--region";
+        args[na++] = regions[i];
+        args[na++] = "--data";
+        args[na++] = data;
+        args[na++] = "--listen";
+        args[na++] = listen_a;
+        args[na++] = "--peer-listen";
+        args[na++] = peer_a;
+        args[na++] = "--credentials";
+        args[na++] = cred_path;
+        args[na++] = "--cluster-key";
+        args[na++] = key_path;
+        for (int j = 0; j < nr; j++) {
+            if (j == i) continue;
+            snprintf(peer_args[j], sizeof(peer_args[j]), "%s=127.0.0.1:%d", regions[j],
+                     base_port + 100 + j);
+            args[na++] = "--peer";
+            args[na++] = peer_args[j];
+        }
+        args[na] = NULL;
+        pid_t pid = fork();
+        if (pid < 0) {
+            fprintf(stderr, "meridian up: fork failed: %s\n", strerror(errno));
+            rc = 1;
+            break;
+        }
+        if (pid == 0) {
+            signal(SIGINT, SIG_IGN); /* Ctrl-C reaches the whole group; up forwards SIGTERM */
+            execv(self, args);
+            _exit(127);
+        }
+        pids[i] = pid;
+    }
+
+    /* Wait until every region answers /health (bounded: 30 s). */
+    for (int i = 0; rc == 0 && i < nr; i++) {
+        int ok = 0;
+        for (int tries = 0; tries < 300 && !g_stop; tries++) {
+            if (health_ok(base_port + i)) {
+                ok = 1;
+                break;
+            }
+            int status;
+            if (waitpid(pids[i], &status, WNOHANG) == pids[i]) {
+                pids[i] = 0;
+                break;
+            }
+            struct timespec ts = {0, 100 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+        if (!ok) {
+            fprintf(stderr, "meridian up: region %s did not start (see its log above)\n",
+                    regions[i]);
+            rc = 1;
+        }
+    }
+
+    if (rc == 0 && !g_stop) {
+        printf("\nMeridian is running: %d region%s on 127.0.0.1 (data in %s). Ctrl-C stops it.\n\n",
+               nr, nr > 1 ? "s" : "", dir);
+        for (int i = 0; i < nr; i++)
+            printf("  %-16s http://127.0.0.1:%d\n", regions[i], base_port + i);
+        printf("\nexport AWS_ACCESS_KEY_ID=%s\nexport AWS_SECRET_ACCESS_KEY=%s\n"
+               "export AWS_DEFAULT_REGION=%s\n\n"
+               "aws dynamodb list-tables --endpoint-url http://127.0.0.1:%d\n\n",
+               akid, secret, regions[0], base_port);
+        fflush(stdout);
+        while (!g_stop) {
+            int status;
+            pid_t p = waitpid(-1, &status, 0);
+            if (p > 0) {
+                for (int i = 0; i < nr; i++)
+                    if (pids[i] == p) {
+                        fprintf(stderr, "meridian up: region %s exited unexpectedly\n",
+                                regions[i]);
+                        pids[i] = 0;
+                        rc = 1;
+                        g_stop = 1;
+                    }
+            }
+        }
+    }
+
+    for (int i = 0; i < nr; i++)
+        if (pids[i] > 0) kill(pids[i], SIGTERM);
+    for (int i = 0; i < nr; i++) {
+        if (pids[i] <= 0) continue;
+        int status;
+        while (waitpid(pids[i], &status, 0) < 0 && errno == EINTR) {
+        }
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) rc = 1;
+    }
+    free(list);
+    printf("meridian up: stopped\n");
+    return rc;
+}

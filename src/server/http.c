@@ -1,0 +1,247 @@
+/* http.c - libmicrohttpd glue: request bodies in, responses out (see http.h).
+ *
+ * Per connection request state (http_req) is created on the first callback
+ * of a request, accumulates the body across the upload callbacks, and is
+ * freed by the completion callback, whatever happened to the connection. */
+#include "server/http.h"
+
+#include <arpa/inet.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <unistd.h>
+#include <microhttpd.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zlib.h>
+
+#include "api/dispatch.h"
+#include "item/json.h"
+#include "util/log.h"
+
+#define JSON_CONTENT_TYPE "application/x-amz-json-1.0"
+
+struct http_server {
+    struct MHD_Daemon *daemon;
+    api_server *api;
+    metrics *m;
+    size_t max_body;
+};
+
+typedef struct http_req {
+    buf body;
+    int too_big;
+    struct timespec start;
+} http_req;
+
+typedef struct header_list {
+    sigv4_header *h;
+    size_t n, cap;
+} header_list;
+
+static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                      size_t key_size, const char *value, size_t value_size)
+{
+    (void)kind;
+    header_list *l = cls;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 16;
+        sigv4_header *h = realloc(l->h, cap * sizeof(*h));
+        if (!h) return MHD_NO;
+        l->h = h;
+        l->cap = cap;
+    }
+    l->h[l->n].name = key;
+    l->h[l->n].name_len = key_size;
+    l->h[l->n].value = value ? value : "";
+    l->h[l->n].value_len = value ? value_size : 0;
+    l->n++;
+    return MHD_YES;
+}
+
+static enum MHD_Result send_buf(struct MHD_Connection *conn, int status, buf *body,
+                                const char *content_type, const char *request_id)
+{
+    uLong crc = crc32(0L, Z_NULL, 0);
+    if (body->len) crc = crc32(crc, body->data, (uInt)body->len);
+    size_t len;
+    uint8_t *data = buf_detach(body, &len);
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(len, data ? data : (void *)"", data ? MHD_RESPMEM_MUST_FREE
+                                                                          : MHD_RESPMEM_PERSISTENT);
+    if (!r) {
+        free(data);
+        return MHD_NO;
+    }
+    char crcs[16];
+    snprintf(crcs, sizeof(crcs), "%lu", (unsigned long)crc);
+    MHD_add_response_header(r, "Content-Type", content_type);
+    MHD_add_response_header(r, "x-amz-crc32", crcs);
+    if (request_id) MHD_add_response_header(r, "x-amzn-RequestId", request_id);
+    enum MHD_Result ret = MHD_queue_response(conn, (unsigned)status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static double elapsed(const struct timespec *start)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - start->tv_sec) + (double)(now.tv_nsec - start->tv_nsec) / 1e9;
+}
+
+static enum MHD_Result serve_api(http_server *h, struct MHD_Connection *conn, const char *url,
+                                 const char *method, http_req *r)
+{
+    api_response resp;
+    if (r->too_big) {
+        err e;
+        err_set(&e, ERR_SERIALIZATION, "Request body exceeds the maximum size of %zu bytes",
+                h->max_body);
+        buf_init(&resp.body);
+        api_error_body(&resp.body, &e);
+        metrics_observe_request(h->m, -1, 1, elapsed(&r->start));
+        return send_buf(conn, 413, &resp.body, JSON_CONTENT_TYPE, NULL);
+    }
+    header_list hl = {0};
+    MHD_get_connection_values_n(conn, MHD_HEADER_KIND, collect_header, &hl);
+    sigv4_request req = {
+        .method = method,
+        .path = url,
+        .query = "",
+        .headers = hl.h,
+        .n_headers = hl.n,
+        .body = r->body.data ? r->body.data : (const uint8_t *)"",
+        .body_len = r->body.len,
+    };
+    api_handle(h->api, &req, &resp);
+    free(hl.h);
+    metrics_observe_request(h->m, resp.op, resp.outcome, elapsed(&r->start));
+    return send_buf(conn, resp.status, &resp.body, JSON_CONTENT_TYPE, resp.request_id);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    (void)version;
+    http_server *h = cls;
+    http_req *r = *con_cls;
+    if (!r) {
+        r = calloc(1, sizeof(*r));
+        if (!r) return MHD_NO;
+        buf_init(&r->body);
+        clock_gettime(CLOCK_MONOTONIC, &r->start);
+        *con_cls = r;
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        if (!r->too_big && r->body.len + *upload_data_size <= h->max_body)
+            buf_append(&r->body, upload_data, *upload_data_size);
+        else {
+            r->too_big = 1;
+            buf_free(&r->body);
+        }
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+
+    if (strcmp(method, "GET") == 0 && strcmp(url, "/health") == 0) {
+        buf b;
+        buf_init(&b);
+        buf_puts(&b, "{\"region\":");
+        json_write_string(&b, h->api->region, strlen(h->api->region));
+        buf_puts(&b, ",\"status\":\"ok\",\"version\":\"" MERIDIAN_VERSION "\"}");
+        return send_buf(conn, 200, &b, "application/json", NULL);
+    }
+    if (strcmp(method, "GET") == 0 && strcmp(url, "/metrics") == 0) {
+        buf b;
+        buf_init(&b);
+        metrics_render(h->m, h->api->d, &b);
+        return send_buf(conn, 200, &b, "text/plain; version=0.0.4", NULL);
+    }
+    if (strcmp(method, "POST") == 0) return serve_api(h, conn, url, method, r);
+    buf b;
+    buf_init(&b);
+    err e;
+    err_set(&e, ERR_UNKNOWN_OPERATION, "%s", "");
+    api_error_body(&b, &e);
+    return send_buf(conn, strcmp(method, "GET") == 0 ? 404 : 405, &b, JSON_CONTENT_TYPE, NULL);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)conn;
+    (void)toe;
+    http_req *r = *con_cls;
+    if (!r) return;
+    buf_free(&r->body);
+    free(r);
+    *con_cls = NULL;
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char msg[512];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r')) msg[--n] = '\0';
+    log_debug("http: %s", msg);
+}
+
+http_server *http_start(const http_options *opt, api_server *api, metrics *m, err *e)
+{
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_USE_ITC;
+    struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, opt->host, &sin->sin_addr) == 1) {
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons((uint16_t)opt->port);
+    } else if (inet_pton(AF_INET6, opt->host, &sin6->sin6_addr) == 1) {
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons((uint16_t)opt->port);
+        flags |= MHD_USE_IPv6;
+    } else {
+        err_set(e, ERR_INTERNAL, "invalid listen address %s (use a numeric IP address)",
+                opt->host);
+        return NULL;
+    }
+    http_server *h = calloc(1, sizeof(*h));
+    if (!h) abort();
+    h->api = api;
+    h->m = m;
+    h->max_body = opt->max_body;
+    h->daemon = MHD_start_daemon(
+        flags, (uint16_t)opt->port, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, &ss,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)opt->threads, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned int)opt->idle_timeout, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned int)opt->max_connections, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)65536,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
+        MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
+    if (!h->daemon) {
+        free(h);
+        err_set(e, ERR_INTERNAL, "cannot listen on %s:%d (address in use or not available)",
+                opt->host, opt->port);
+        return NULL;
+    }
+    return h;
+}
+
+void http_quiesce(http_server *h)
+{
+    MHD_socket s = MHD_quiesce_daemon(h->daemon);
+    if (s != MHD_INVALID_SOCKET) close(s);
+}
+
+void http_stop(http_server *h)
+{
+    if (!h) return;
+    MHD_stop_daemon(h->daemon);
+    free(h);
+}

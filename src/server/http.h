@@ -1,0 +1,36 @@
+/* http.h - the HTTP front end of the API port (libmicrohttpd).
+ *
+ * Serves POST / (the DynamoDB JSON protocol, handed to api_handle), GET
+ * /health and GET /metrics. libmicrohttpd runs a fixed pool of threads, each
+ * with its own epoll loop; a request is handled on the thread that read it
+ * (no per-request threads). Limits protect the server from hostile clients:
+ * body size, header memory per connection, idle timeout (slowloris), and
+ * the number of connections.
+ */
+#ifndef MERIDIAN_HTTP_H
+#define MERIDIAN_HTTP_H
+
+#include <stddef.h>
+
+#include "api/dispatch.h"
+#include "server/metrics.h"
+
+typedef struct http_options {
+    const char *host;       /* listen address (numeric IPv4/IPv6) */
+    int port;
+    unsigned threads;       /* worker threads */
+    unsigned idle_timeout;  /* seconds before an idle connection is closed */
+    unsigned max_connections;
+    size_t max_body;        /* bytes */
+} http_options;
+
+typedef struct http_server http_server;
+
+/* Starts serving; returns NULL with e set if the address cannot be bound. */
+http_server *http_start(const http_options *opt, api_server *api, metrics *m, err *e);
+/* Stops accepting new connections (first step of a drain). */
+void http_quiesce(http_server *h);
+/* Waits for in-flight requests, closes every connection, frees. */
+void http_stop(http_server *h);
+
+#endif

@@ -1,0 +1,315 @@
+/* server.c - `meridian serve`: start-up, the process's long-lived objects,
+ * signal handling and clean shutdown (see server.h). */
+#include "server/server.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "api/dispatch.h"
+#include "auth/credentials.h"
+#include "auth/sigv4.h"
+#include "db/db.h"
+#include "server/http.h"
+#include "server/metrics.h"
+#include "util/log.h"
+
+#define CLUSTER_KEY_MIN 16
+
+void server_usage(void)
+{
+    fprintf(stderr,
+            "usage: meridian serve --region NAME --data DIR --listen HOST:PORT\n"
+            "                      --peer-listen HOST:PORT [--peer NAME=HOST:PORT ...]\n"
+            "                      --credentials FILE --cluster-key FILE\n"
+            "                      [--log-level debug|info|warn|error] [--threads N]\n"
+            "                      [--idle-timeout SECONDS] [--max-connections N]\n");
+}
+
+int parse_host_port(const char *s, char **host, int *port)
+{
+    const char *colon = strrchr(s, ':');
+    if (!colon || colon == s || !colon[1]) return -1;
+    const char *h = s;
+    size_t hl = (size_t)(colon - s);
+    if (h[0] == '[') {
+        if (hl < 3 || h[hl - 1] != ']') return -1;
+        h++;
+        hl -= 2;
+    }
+    char *end;
+    long p = strtol(colon + 1, &end, 10);
+    if (*end || p < 0 || p > 65535) return -1;
+    *host = strndup(h, hl);
+    if (!*host) abort();
+    *port = (int)p;
+    return 0;
+}
+
+static int valid_region_name(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 64) return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_' || c == '.'))
+            return 0;
+    }
+    return 1;
+}
+
+static int parse_uint(const char *flag, const char *s, unsigned lo, unsigned hi, unsigned *out)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (*s == '\0' || *end || v < (long)lo || v > (long)hi) {
+        fprintf(stderr, "meridian serve: %s must be an integer in [%u, %u]\n", flag, lo, hi);
+        return -1;
+    }
+    *out = (unsigned)v;
+    return 0;
+}
+
+int server_parse_args(int argc, char **argv, server_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->log_level = LOG_INFO;
+    cfg->threads = 8;
+    cfg->idle_timeout = 60;
+    cfg->max_connections = 4096;
+    static const struct option longopts[] = {
+        {"region", required_argument, 0, 'r'},
+        {"data", required_argument, 0, 'd'},
+        {"listen", required_argument, 0, 'l'},
+        {"peer-listen", required_argument, 0, 'L'},
+        {"peer", required_argument, 0, 'p'},
+        {"credentials", required_argument, 0, 'c'},
+        {"cluster-key", required_argument, 0, 'k'},
+        {"log-level", required_argument, 0, 'v'},
+        {"threads", required_argument, 0, 't'},
+        {"idle-timeout", required_argument, 0, 'i'},
+        {"max-connections", required_argument, 0, 'm'},
+        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
+    };
+    optind = 1;
+    int ch;
+    char *host;
+    int port;
+    while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        switch (ch) {
+        case 'r': cfg->region = optarg; break;
+        case 'd': cfg->data_dir = optarg; break;
+        case 'l':
+            if (parse_host_port(optarg, &host, &port) < 0) {
+                fprintf(stderr, "meridian serve: --listen expects HOST:PORT, got '%s'\n", optarg);
+                return -1;
+            }
+            free((char *)cfg->listen_host);
+            cfg->listen_host = host;
+            cfg->listen_port = port;
+            break;
+        case 'L':
+            if (parse_host_port(optarg, &host, &port) < 0) {
+                fprintf(stderr, "meridian serve: --peer-listen expects HOST:PORT, got '%s'\n",
+                        optarg);
+                return -1;
+            }
+            free((char *)cfg->peer_listen_host);
+            cfg->peer_listen_host = host;
+            cfg->peer_listen_port = port;
+            break;
+        case 'p': {
+            char *eq = strchr(optarg, '=');
+            if (!eq || eq == optarg || parse_host_port(eq + 1, &host, &port) < 0) {
+                fprintf(stderr, "meridian serve: --peer expects NAME=HOST:PORT, got '%s'\n",
+                        optarg);
+                return -1;
+            }
+            if (cfg->n_peers == SERVER_MAX_PEERS) {
+                free(host);
+                fprintf(stderr, "meridian serve: at most %d peers\n", SERVER_MAX_PEERS);
+                return -1;
+            }
+            char *name = strndup(optarg, (size_t)(eq - optarg));
+            if (!name) abort();
+            cfg->peers[cfg->n_peers++] = (server_peer){name, host, port};
+            if (!valid_region_name(name)) {
+                fprintf(stderr, "meridian serve: invalid peer region name '%s'\n", name);
+                return -1;
+            }
+            for (int i = 0; i < cfg->n_peers - 1; i++)
+                if (strcmp(cfg->peers[i].name, name) == 0) {
+                    fprintf(stderr, "meridian serve: peer '%s' given twice\n", name);
+                    return -1;
+                }
+            break;
+        }
+        case 'c': cfg->credentials_path = optarg; break;
+        case 'k': cfg->cluster_key_path = optarg; break;
+        case 'v':
+            cfg->log_level = log_level_parse(optarg);
+            if (cfg->log_level < 0) {
+                fprintf(stderr, "meridian serve: --log-level must be debug, info, warn or error\n");
+                return -1;
+            }
+            break;
+        case 't':
+            if (parse_uint("--threads", optarg, 1, 256, &cfg->threads) < 0) return -1;
+            break;
+        case 'i':
+            if (parse_uint("--idle-timeout", optarg, 1, 86400, &cfg->idle_timeout) < 0) return -1;
+            break;
+        case 'm':
+            if (parse_uint("--max-connections", optarg, 1, 1000000, &cfg->max_connections) < 0)
+                return -1;
+            break;
+        case 'h': server_usage(); exit(0);
+        default: server_usage(); return -1;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "meridian serve: unexpected argument '%s'\n", argv[optind]);
+        return -1;
+    }
+    const char *missing = !cfg->region             ? "--region"
+                          : !cfg->data_dir         ? "--data"
+                          : !cfg->listen_host      ? "--listen"
+                          : !cfg->peer_listen_host ? "--peer-listen"
+                          : !cfg->credentials_path ? "--credentials"
+                          : !cfg->cluster_key_path ? "--cluster-key"
+                                                   : NULL;
+    if (missing) {
+        fprintf(stderr, "meridian serve: %s is required\n", missing);
+        server_usage();
+        return -1;
+    }
+    if (!valid_region_name(cfg->region)) {
+        fprintf(stderr,
+                "meridian serve: invalid region name '%s' (1-64 characters of A-Z a-z 0-9 . _ -)\n",
+                cfg->region);
+        return -1;
+    }
+    for (int i = 0; i < cfg->n_peers; i++)
+        if (strcmp(cfg->peers[i].name, cfg->region) == 0) {
+            fprintf(stderr, "meridian serve: --peer names this region itself (%s)\n", cfg->region);
+            return -1;
+        }
+    if (cfg->listen_port == cfg->peer_listen_port && cfg->listen_port != 0 &&
+        strcmp(cfg->listen_host, cfg->peer_listen_host) == 0) {
+        fprintf(stderr, "meridian serve: --listen and --peer-listen must differ\n");
+        return -1;
+    }
+    return 0;
+}
+
+void server_config_free(server_config *cfg)
+{
+    free((char *)cfg->listen_host);
+    free((char *)cfg->peer_listen_host);
+    for (int i = 0; i < cfg->n_peers; i++) {
+        free((char *)cfg->peers[i].name);
+        free((char *)cfg->peers[i].host);
+    }
+    memset(cfg, 0, sizeof(*cfg));
+}
+
+/* The cluster key authenticates links between regions (issue 3). It is
+ * checked now so a deployment's configuration is complete from day one. */
+static int check_cluster_key(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        fprintf(stderr, "meridian serve: cannot read cluster key file %s: %s\n", path,
+                strerror(errno));
+        return -1;
+    }
+    char tmp[4096];
+    ssize_t n = read(fd, tmp, sizeof(tmp));
+    close(fd);
+    size_t len = n > 0 ? (size_t)n : 0;
+    while (len && (tmp[len - 1] == '\n' || tmp[len - 1] == '\r' || tmp[len - 1] == ' ')) len--;
+    if (len < CLUSTER_KEY_MIN) {
+        fprintf(stderr,
+                "meridian serve: cluster key file %s must hold a secret of at least %d bytes\n",
+                path, CLUSTER_KEY_MIN);
+        return -1;
+    }
+    return 0;
+}
+
+int server_run(const server_config *cfg)
+{
+    log_set_level((log_level)cfg->log_level);
+    log_set_region(cfg->region);
+
+    cred_table creds;
+    err e;
+    err_clear(&e);
+    if (cred_load(cfg->credentials_path, &creds, &e) < 0) {
+        fprintf(stderr, "meridian serve: %s\n", e.msg);
+        return 1;
+    }
+    if (check_cluster_key(cfg->cluster_key_path) < 0) {
+        cred_free(&creds);
+        return 1;
+    }
+
+    /* Block the stop signals in every thread; the main thread waits for them. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    static db d;
+    if (db_open(&d, cfg->data_dir, cfg->region, NULL, &e) < 0) {
+        fprintf(stderr, "meridian serve: cannot open data directory %s: %s\n", cfg->data_dir,
+                e.msg);
+        cred_free(&creds);
+        return 1;
+    }
+    sigv4_verifier *verifier = sigv4_verifier_new(&creds, cfg->region, "dynamodb");
+    metrics *m = metrics_new(cfg->region);
+    api_server api = {.d = &d, .verifier = verifier, .region = cfg->region, .m = m};
+    http_options ho = {
+        .host = cfg->listen_host,
+        .port = cfg->listen_port,
+        .threads = cfg->threads,
+        .idle_timeout = cfg->idle_timeout,
+        .max_connections = cfg->max_connections,
+        .max_body = 16u * 1024 * 1024 + 64 * 1024,
+    };
+    http_server *http = http_start(&ho, &api, m, &e);
+    if (!http) {
+        fprintf(stderr, "meridian serve: %s\n", e.msg);
+        sigv4_verifier_free(verifier);
+        metrics_free(m);
+        db_close(&d);
+        cred_free(&creds);
+        return 1;
+    }
+    log_info("serving region %s on %s:%d (data %s, %d peers configured)", cfg->region,
+             cfg->listen_host, cfg->listen_port, cfg->data_dir, cfg->n_peers);
+
+    int sig = 0;
+    while (sigwait(&sigs, &sig) != 0) {
+    }
+    log_info("received %s: draining", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    http_quiesce(http);
+    http_stop(http);
+    sigv4_verifier_free(verifier);
+    metrics_free(m);
+    db_close(&d);
+    cred_free(&creds);
+    log_info("stopped cleanly");
+    return 0;
+}

@@ -1,0 +1,48 @@
+/* server.h - `meridian serve`: one region process.
+ *
+ * Owns start-up (command line, credentials, cluster key, data directory),
+ * the long-lived objects of the process (db, verifier, metrics, HTTP server)
+ * and shutdown: SIGTERM/SIGINT stop accepting connections, let in-flight
+ * requests finish, flush and close the database, exit 0.
+ */
+#ifndef MERIDIAN_SERVER_H
+#define MERIDIAN_SERVER_H
+
+#define SERVER_MAX_PEERS 64
+
+typedef struct server_peer {
+    const char *name; /* region name */
+    const char *host; /* peer-listen address of that region */
+    int port;
+} server_peer;
+
+typedef struct server_config {
+    const char *region;
+    const char *data_dir;
+    const char *listen_host;
+    int listen_port;
+    const char *peer_listen_host;
+    int peer_listen_port;
+    server_peer peers[SERVER_MAX_PEERS];
+    int n_peers;
+    const char *credentials_path;
+    const char *cluster_key_path;
+    int log_level;
+    unsigned threads;
+    unsigned idle_timeout;
+    unsigned max_connections;
+} server_config;
+
+/* Parses `serve` arguments (argv[0] is "serve"). Prints the problem and
+ * returns -1 on bad usage. */
+int server_parse_args(int argc, char **argv, server_config *cfg);
+/* Frees what server_parse_args allocated. */
+void server_config_free(server_config *cfg);
+/* Runs the region until SIGTERM/SIGINT; returns the process exit code. */
+int server_run(const server_config *cfg);
+void server_usage(void);
+
+/* Splits "HOST:PORT" (HOST may be [v6]) into host (malloc'ed) and port. */
+int parse_host_port(const char *s, char **host, int *port);
+
+#endif
