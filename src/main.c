@@ -11,12 +11,13 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "meridian %s - multi-region active-active DynamoDB-compatible database\n\n"
-               "usage: meridian <command> [options]\n\n"
-               "commands:\n"
-               "  serve     run one region (see meridian serve --help)\n"
-               "  up        start a local deployment on 127.0.0.1 to try Meridian\n"
-               "  version   print the version\n",
+    fprintf(f,
+            "meridian %s - multi-region active-active DynamoDB-compatible database\n\n"
+            "usage: meridian <command> [options]\n\n"
+            "commands:\n"
+            "  serve     run one region (see meridian serve --help)\n"
+            "  up        start a local deployment on 127.0.0.1 to try Meridian\n"
+            "  version   print the version\n",
             MERIDIAN_VERSION);
 }
 

@@ -51,26 +51,42 @@ const char *api_error_type(err_code code, int *status)
 {
     *status = 400;
     switch (code) {
-    case ERR_VALIDATION: return "com.amazon.coral.validate#ValidationException";
+    case ERR_VALIDATION:
+        return "com.amazon.coral.validate#ValidationException";
     case ERR_CONDITIONAL_CHECK_FAILED:
         return "com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException";
-    case ERR_RESOURCE_NOT_FOUND: return "com.amazonaws.dynamodb.v20120810#ResourceNotFoundException";
-    case ERR_RESOURCE_IN_USE: return "com.amazonaws.dynamodb.v20120810#ResourceInUseException";
-    case ERR_SERIALIZATION: return "com.amazon.coral.service#SerializationException";
-    case ERR_UNKNOWN_OPERATION: return "com.amazon.coral.service#UnknownOperationException";
-    case ERR_MISSING_AUTH: return "com.amazon.coral.service#MissingAuthenticationTokenException";
-    case ERR_UNRECOGNIZED_CLIENT: return "com.amazon.coral.service#UnrecognizedClientException";
-    case ERR_INVALID_SIGNATURE: return "com.amazon.coral.service#InvalidSignatureException";
-    case ERR_ACCESS_DENIED: return "com.amazon.coral.service#AccessDeniedException";
-    case ERR_LIMIT_EXCEEDED: return "com.amazonaws.dynamodb.v20120810#LimitExceededException";
+    case ERR_RESOURCE_NOT_FOUND:
+        return "com.amazonaws.dynamodb.v20120810#ResourceNotFoundException";
+    case ERR_RESOURCE_IN_USE:
+        return "com.amazonaws.dynamodb.v20120810#ResourceInUseException";
+    case ERR_SERIALIZATION:
+        return "com.amazon.coral.service#SerializationException";
+    case ERR_UNKNOWN_OPERATION:
+        return "com.amazon.coral.service#UnknownOperationException";
+    case ERR_MISSING_AUTH:
+        return "com.amazon.coral.service#MissingAuthenticationTokenException";
+    case ERR_UNRECOGNIZED_CLIENT:
+        return "com.amazon.coral.service#UnrecognizedClientException";
+    case ERR_INVALID_SIGNATURE:
+        return "com.amazon.coral.service#InvalidSignatureException";
+    case ERR_INCOMPLETE_SIGNATURE:
+        return "com.amazon.coral.service#IncompleteSignatureException";
+    case ERR_ACCESS_DENIED:
+        return "com.amazon.coral.service#AccessDeniedException";
+    case ERR_LIMIT_EXCEEDED:
+        return "com.amazonaws.dynamodb.v20120810#LimitExceededException";
     case ERR_ITEM_COLLECTION_TOO_LARGE:
         return "com.amazonaws.dynamodb.v20120810#ItemCollectionSizeLimitExceededException";
     case ERR_TRANSACTION_CONFLICT:
         return "com.amazonaws.dynamodb.v20120810#TransactionConflictException";
-    case ERR_UNAVAILABLE: *status = 503; return "com.amazon.coral.availability#ServiceUnavailableException";
+    case ERR_UNAVAILABLE:
+        *status = 503;
+        return "com.amazon.coral.availability#ServiceUnavailableException";
     case ERR_NONE:
     case ERR_INTERNAL:
-    default: *status = 500; return "com.amazonaws.dynamodb.v20120810#InternalServerError";
+    default:
+        *status = 500;
+        return "com.amazonaws.dynamodb.v20120810#InternalServerError";
     }
 }
 

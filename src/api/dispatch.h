@@ -25,11 +25,11 @@ typedef struct api_server {
 } api_server;
 
 typedef struct api_response {
-    int status;           /* HTTP status */
-    buf body;             /* JSON body (owned; caller frees or detaches) */
-    char request_id[64];  /* x-amzn-RequestId */
-    int op;               /* operation index (api_op_name), -1 if none */
-    int outcome;          /* 0 success, 1 client error, 2 server error */
+    int status;          /* HTTP status */
+    buf body;            /* JSON body (owned; caller frees or detaches) */
+    char request_id[64]; /* x-amzn-RequestId */
+    int op;              /* operation index (api_op_name), -1 if none */
+    int outcome;         /* 0 success, 1 client error, 2 server error */
 } api_response;
 
 void api_handle(api_server *s, const sigv4_request *req, api_response *resp);

@@ -282,8 +282,7 @@ int op_update_item(op_ctx *c)
     }
     if (parse_condition(&w, &env, &has_expr) < 0) goto out;
     if (check_env_use(c, &env, has_expr) < 0) goto out;
-    if (!w.upd && (strcmp(rv, "UPDATED_OLD") == 0 || strcmp(rv, "UPDATED_NEW") == 0))
-        rv = "NONE";
+    if (!w.upd && (strcmp(rv, "UPDATED_OLD") == 0 || strcmp(rv, "UPDATED_NEW") == 0)) rv = "NONE";
     rc = run_write(&w, mutate_update, rv);
 out:
     table_release(w.t);

@@ -52,12 +52,11 @@ static void write_table_description(op_ctx *c, table *t, const char *status)
                "\"ReadCapacityUnits\":%" PRId64 ",\"WriteCapacityUnits\":%" PRId64 "}",
                s.pay_per_request ? (int64_t)0 : s.rcu, s.pay_per_request ? (int64_t)0 : s.wcu);
     int64_t items = atomic_load(&t->item_count), bytes = atomic_load(&t->size_bytes);
-    buf_printf(o, ",\"TableSizeBytes\":%" PRId64 ",\"ItemCount\":%" PRId64,
-               bytes < 0 ? 0 : bytes, items < 0 ? 0 : items);
+    buf_printf(o, ",\"TableSizeBytes\":%" PRId64 ",\"ItemCount\":%" PRId64, bytes < 0 ? 0 : bytes,
+               items < 0 ? 0 : items);
     buf_puts(o, ",\"TableArn\":");
     char arn[600];
-    snprintf(arn, sizeof(arn), "arn:aws:dynamodb:%s:%s:table/%s", c->region, t->account,
-             t->name);
+    snprintf(arn, sizeof(arn), "arn:aws:dynamodb:%s:%s:table/%s", c->region, t->account, t->name);
     json_write_string(o, arn, strlen(arn));
     buf_printf(o, ",\"TableId\":\"00000000-0000-4000-8000-%012" PRIx64 "\"", t->id);
     if (s.pay_per_request)
@@ -90,10 +89,14 @@ static int read_billing(op_ctx *c, table_settings *s, bool create, bool *changed
                                     "ReadCapacityUnits nor WriteCapacityUnits can be specified "
                                     "when BillingMode is PAY_PER_REQUEST");
     if (!ppr) {
-        if (!pt && (create || s->pay_per_request))
+        if (!pt && create)
             return err_validation(c->e, "One or more parameter values were invalid: "
                                         "ReadCapacityUnits and WriteCapacityUnits must both be "
                                         "specified when BillingMode is PROVISIONED");
+        if (!pt && s->pay_per_request)
+            return err_validation(c->e, "One or more parameter values were invalid: "
+                                        "ProvisionedThroughput must be specified when BillingMode "
+                                        "is PROVISIONED");
         if (pt) {
             if (!cJSON_IsObject(pt))
                 return err_set(c->e, ERR_SERIALIZATION, "Unexpected value type in payload");
@@ -216,8 +219,8 @@ int op_create_table(op_ctx *c)
                                   at, tmpl.n_attr_defs + 1);
         for (size_t i = 0; i < tmpl.n_attr_defs; i++)
             if (strcmp(tmpl.attr_defs[i].name, an) == 0)
-                return err_validation(c->e,
-                                      "Cannot have two attributes with the same name: %s", an);
+                return err_validation(c->e, "Cannot have two attributes with the same name: %s",
+                                      an);
         tmpl.attr_defs[tmpl.n_attr_defs].name = (char *)an;
         tmpl.attr_defs[tmpl.n_attr_defs].type = ty;
         tmpl.n_attr_defs++;
@@ -239,7 +242,8 @@ int op_create_table(op_ctx *c)
             buf_init(&msg);
             buf_printf(&msg, "One or more parameter values were invalid: Some index key "
                              "attributes are not defined in AttributeDefinitions. Keys: [");
-            for (int j = 0; j < idx; j++) buf_printf(&msg, "%s%s", j ? ", " : "", kn[j]);
+            for (int j = 0; j < idx; j++)
+                buf_printf(&msg, "%s%s", j ? ", " : "", kn[j]);
             buf_puts(&msg, "], AttributeDefinitions: [");
             for (size_t j = 0; j < tmpl.n_attr_defs; j++)
                 buf_printf(&msg, "%s%s", j ? ", " : "", tmpl.attr_defs[j].name);
@@ -296,12 +300,11 @@ int op_list_tables(op_ctx *c)
     long long limit = 100;
     if (req_int(c, c->req, "Limit", &has_limit, &limit) < 0) return -1;
     if (has_limit && (limit < 1 || limit > 100))
-        return err_validation(c->e,
-                              "1 validation error detected: Value '%lld' at 'limit' failed to "
-                              "satisfy constraint: Member must have value %s",
-                              limit,
-                              limit < 1 ? "greater than or equal to 1"
-                                        : "less than or equal to 100");
+        return err_validation(
+            c->e,
+            "1 validation error detected: Value '%lld' at 'limit' failed to "
+            "satisfy constraint: Member must have value %s",
+            limit, limit < 1 ? "greater than or equal to 1" : "less than or equal to 100");
     char **names;
     bool more;
     size_t n = catalog_list(c->d->cat, c->account, start, (size_t)limit, &names, &more);

@@ -19,6 +19,9 @@ int req_string(op_ctx *c, const cJSON *o, const char *name, bool required, const
     const cJSON *v = req_get(o, name);
     *out = NULL;
     if (!v) {
+        if (required && strcmp(name, "TableName") == 0)
+            return err_validation(c->e, "The parameter 'TableName' is required but was not "
+                                        "present in the request");
         if (required)
             return err_validation(c->e,
                                   "1 validation error detected: Value null at '%c%s' failed to "
@@ -65,32 +68,17 @@ static bool valid_table_char(char ch)
 int req_table_name(op_ctx *c, const char *param, const char *name)
 {
     size_t n = strlen(name);
-    int errors = 0;
-    char msg[900];
-    msg[0] = '\0';
-    size_t off = 0;
-    bool bad_chars = false;
+    if (n < 3 || n > TABLE_NAME_MAX)
+        return err_validation(c->e, "TableName must be at least 3 characters long and at most "
+                                    "255 characters long");
     for (size_t i = 0; i < n; i++)
-        if (!valid_table_char(name[i])) bad_chars = true;
-    if (bad_chars) {
-        errors++;
-        off += (size_t)snprintf(msg + off, sizeof(msg) - off,
-                                "Value '%.300s' at '%s' failed to satisfy constraint: Member must "
-                                "satisfy regular expression pattern: [a-zA-Z0-9_.-]+",
-                                name, param);
-    }
-    if (n < 3 || n > TABLE_NAME_MAX) {
-        errors++;
-        off += (size_t)snprintf(msg + off, sizeof(msg) - off,
-                                "%sValue '%.300s' at '%s' failed to satisfy constraint: Member must "
-                                "have length %s",
-                                off ? "; " : "", name, param,
-                                n < 3 ? "greater than or equal to 3"
-                                      : "less than or equal to 255");
-    }
-    if (!errors) return 0;
-    return err_validation(c->e, "%d validation error%s detected: %s", errors,
-                          errors > 1 ? "s" : "", msg);
+        if (!valid_table_char(name[i]))
+            return err_validation(c->e,
+                                  "1 validation error detected: Value '%s' at '%s' failed to "
+                                  "satisfy constraint: Member must satisfy regular expression "
+                                  "pattern: [a-zA-Z0-9_.-]+",
+                                  name, param);
+    return 0;
 }
 
 int req_table(op_ctx *c, const char *name, table **out)
@@ -113,8 +101,7 @@ int req_expr_env(op_ctx *c, const cJSON *o, expr_env *env)
         if (!cJSON_IsObject(names))
             return err_set(c->e, ERR_SERIALIZATION, "Unexpected value type in payload");
         size_t cnt = (size_t)cJSON_GetArraySize(names);
-        if (cnt == 0)
-            return err_validation(c->e, "ExpressionAttributeNames must not be empty");
+        if (cnt == 0) return err_validation(c->e, "ExpressionAttributeNames must not be empty");
         keys = arena_calloc(c->a, cnt, sizeof(char *));
         vals = arena_calloc(c->a, cnt, sizeof(char *));
         const cJSON *it;

@@ -22,12 +22,12 @@
 #include "util/err.h"
 
 /* DynamoDB limits. */
-#define ITEM_MAX_BYTES      (400 * 1024)
-#define PK_MAX_BYTES        2048
-#define SK_MAX_BYTES        1024
-#define PAGE_MAX_BYTES      (1024 * 1024)
-#define BATCH_WRITE_MAX     25
-#define BATCH_GET_MAX       100
+#define ITEM_MAX_BYTES  (400 * 1024)
+#define PK_MAX_BYTES    2048
+#define SK_MAX_BYTES    1024
+#define PAGE_MAX_BYTES  (1024 * 1024)
+#define BATCH_WRITE_MAX 25
+#define BATCH_GET_MAX   100
 
 typedef struct op_ctx {
     db *d;               /* the region's database */
@@ -65,8 +65,7 @@ int req_expr_env(op_ctx *c, const cJSON *o, expr_env *env);
 /* Parses a Key map (exactly the table's key attributes, right types,
  * non-empty, within size limits) into pk/sk. DynamoDB's message for any
  * mismatch: "The provided key element does not match the schema". */
-int req_key(op_ctx *c, table *t, const cJSON *key_json, const mv_value **pk,
-            const mv_value **sk);
+int req_key(op_ctx *c, table *t, const cJSON *key_json, const mv_value **pk, const mv_value **sk);
 /* Extracts and validates the key attributes of a full item (PutItem,
  * BatchWriteItem): missing key, type mismatch, empty string/binary, key size
  * limits, each with DynamoDB's message. */

@@ -52,7 +52,7 @@
 #define SIGV4_TERMINATOR     "aws4_request"
 #define SIGV4_SKEW_SECONDS   (15 * 60)
 #define SIGV4_CACHE_SLOTS    256
-#define SIGV4_ERR_INCOMPLETE ERR_INVALID_SIGNATURE
+#define SIGV4_ERR_INCOMPLETE ERR_INCOMPLETE_SIGNATURE
 #define SHA256_LEN           32
 #define AMZ_DATE_LEN         16  /* YYYYMMDDTHHMMSSZ */
 #define SCOPE_DATE_LEN       8   /* YYYYMMDD */
@@ -63,7 +63,7 @@
 #define MSG_MISMATCH                                                                               \
     "The request signature we calculated does not match the signature you provided. Check your "   \
     "AWS Secret Access Key and signing method. Consult the service documentation for details."
-#define MSG_BAD_REGION  "Credential should be scoped to a valid region. "
+#define MSG_BAD_REGION  "Credential should be scoped to a valid region, not '%.*s'. "
 #define MSG_BAD_SERVICE "Credential should be scoped to correct service: '%s'. "
 #define MSG_BAD_TERMINATOR                                                                         \
     "Credential should be scoped with a valid terminator: 'aws4_request', not '%.*s'. "
@@ -761,7 +761,7 @@ int sigv4_verify(sigv4_verifier *v, const sigv4_request *req, time_t now, const 
             if (w_ > 0) len += (size_t)w_;                                                         \
         }                                                                                          \
     } while (0)
-        if (!span_eq(part[2], v->region)) APPEND("%s", MSG_BAD_REGION);
+        if (!span_eq(part[2], v->region)) APPEND(MSG_BAD_REGION, echo_len(part[2].n), part[2].p);
         if (!span_eq(part[3], v->service)) APPEND(MSG_BAD_SERVICE, v->service);
         if (!span_eq(part[4], SIGV4_TERMINATOR))
             APPEND(MSG_BAD_TERMINATOR, echo_len(part[4].n), part[4].p);

@@ -10,14 +10,15 @@
  *
  * Errors (ERR_* codes in err.h, messages as DynamoDB sends them):
  *   no Authorization header      -> ERR_MISSING_AUTH "Request is missing Authentication Token"
- *   unknown access key           -> ERR_UNRECOGNIZED_CLIENT "The security token included in the request is invalid."
- *   signature mismatch           -> ERR_INVALID_SIGNATURE "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details."
- *   malformed header / credential scope / missing X-Amz-Date -> ERR_INVALID_SIGNATURE or ERR_MISSING_AUTH with DynamoDB's texts
+ *   unknown access key           -> ERR_UNRECOGNIZED_CLIENT "The security token included in the
+ * request is invalid." signature mismatch           -> ERR_INVALID_SIGNATURE "The request signature
+ * we calculated does not match the signature you provided. Check your AWS Secret Access Key and
+ * signing method. Consult the service documentation for details." malformed header / credential
+ * scope / missing X-Amz-Date -> ERR_INVALID_SIGNATURE or ERR_MISSING_AUTH with DynamoDB's texts
  *   X-Amz-Date more than 15 minutes from now -> ERR_INVALID_SIGNATURE
- *     "Signature expired: 20261121T000000Z is now earlier than 20261121T001500Z (20261121T003000Z - 15 min.)"
- *     (or "... is now later than ..." for dates in the future)
- *   region in the scope not this server's region -> ERR_INVALID_SIGNATURE
- *     "Credential should be scoped to a valid region. "
+ *     "Signature expired: 20261121T000000Z is now earlier than 20261121T001500Z (20261121T003000Z -
+ * 15 min.)" (or "... is now later than ..." for dates in the future) region in the scope not this
+ * server's region -> ERR_INVALID_SIGNATURE "Credential should be scoped to a valid region. "
  */
 #ifndef MERIDIAN_SIGV4_H
 #define MERIDIAN_SIGV4_H
@@ -63,9 +64,8 @@ int sigv4_verify(sigv4_verifier *v, const sigv4_request *req, time_t now, const 
  * Writes the Authorization header value into out (NUL-terminated) and
  * returns 0, or -1 if out_len is too small. amz_date is "YYYYMMDDTHHMMSSZ";
  * headers must include host and x-amz-date; all of them are signed. */
-int sigv4_sign(const char *access_key, const char *secret, const char *region,
-               const char *service, const char *amz_date, const sigv4_request *req, char *out,
-               size_t out_len);
+int sigv4_sign(const char *access_key, const char *secret, const char *region, const char *service,
+               const char *amz_date, const sigv4_request *req, char *out, size_t out_len);
 
 /* Signing-key cache counters since the verifier was created (for tests and
  * metrics): a hit reuses a derived key, a miss derives one. Either pointer may

@@ -43,7 +43,8 @@ static int random_token(char *out, size_t len, const char *alphabet)
     close(fd);
     if (n != (ssize_t)len) return -1;
     size_t na = strlen(alphabet);
-    for (size_t i = 0; i < len; i++) out[i] = alphabet[raw[i] % na];
+    for (size_t i = 0; i < len; i++)
+        out[i] = alphabet[raw[i] % na];
     out[len] = '\0';
     return 0;
 }
@@ -123,8 +124,12 @@ int up_main(int argc, char **argv)
     int ch;
     while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (ch) {
-        case 'r': regions_arg = optarg; break;
-        case 'd': dir = optarg; break;
+        case 'r':
+            regions_arg = optarg;
+            break;
+        case 'd':
+            dir = optarg;
+            break;
         case 'p': {
             char *end;
             long p = strtol(optarg, &end, 10);
@@ -135,8 +140,12 @@ int up_main(int argc, char **argv)
             base_port = (int)p;
             break;
         }
-        case 'h': usage(); return 0;
-        default: usage(); return 2;
+        case 'h':
+            usage();
+            return 0;
+        default:
+            usage();
+            return 2;
         }
     }
 
@@ -290,8 +299,7 @@ int up_main(int argc, char **argv)
             if (p > 0) {
                 for (int i = 0; i < nr; i++)
                     if (pids[i] == p) {
-                        fprintf(stderr, "meridian up: region %s exited unexpectedly\n",
-                                regions[i]);
+                        fprintf(stderr, "meridian up: region %s exited unexpectedly\n", regions[i]);
                         pids[i] = 0;
                         rc = 1;
                         g_stop = 1;

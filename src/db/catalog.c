@@ -8,7 +8,7 @@
 
 #include "util/log.h"
 
-#define KEY_SEQ "seq/table_id"
+#define KEY_SEQ          "seq/table_id"
 #define KEY_TABLE_PREFIX "table/"
 
 struct catalog {
@@ -54,7 +54,8 @@ static void table_free(table *t)
     free(t->name);
     free(t->pk_name);
     free(t->sk_name);
-    for (size_t i = 0; i < t->n_attr_defs; i++) free(t->attr_defs[i].name);
+    for (size_t i = 0; i < t->n_attr_defs; i++)
+        free(t->attr_defs[i].name);
     free(t->attr_defs);
     pthread_mutex_destroy(&t->settings_mu);
     pthread_rwlock_destroy(&t->lock);
@@ -268,7 +269,8 @@ int catalog_open(store *st, catalog **out, err *e)
         goto fail;
     }
     store_iter_free(it);
-    for (size_t i = 0; i < c->n; i++) count_items(st, c->tables[i]);
+    for (size_t i = 0; i < c->n; i++)
+        count_items(st, c->tables[i]);
     *out = c;
     return 0;
 fail:
@@ -280,7 +282,8 @@ fail:
 void catalog_close(catalog *c)
 {
     if (!c) return;
-    for (size_t i = 0; i < c->n; i++) table_release(c->tables[i]);
+    for (size_t i = 0; i < c->n; i++)
+        table_release(c->tables[i]);
     free(c->tables);
     pthread_rwlock_destroy(&c->lock);
     pthread_mutex_destroy(&c->ddl_mu);
@@ -355,8 +358,8 @@ int catalog_delete(catalog *c, const char *account, const char *name, table **ou
     table *t = catalog_get(c, account, name);
     if (!t) {
         pthread_mutex_unlock(&c->ddl_mu);
-        return err_set(e, ERR_RESOURCE_NOT_FOUND, "Requested resource not found: Table: %s not found",
-                       name);
+        return err_set(e, ERR_RESOURCE_NOT_FOUND,
+                       "Requested resource not found: Table: %s not found", name);
     }
     /* Wait for in-flight item writes, then make the table unreachable. */
     pthread_rwlock_wrlock(&t->lock);
@@ -435,7 +438,8 @@ size_t catalog_list(catalog *c, const char *account, const char *start_after, si
 
 void catalog_free_names(char **names, size_t n)
 {
-    for (size_t i = 0; i < n; i++) free(names[i]);
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
     free(names);
 }
 
@@ -469,6 +473,7 @@ size_t catalog_all(catalog *c, table ***out)
 
 void catalog_release_all(table **ts, size_t n)
 {
-    for (size_t i = 0; i < n; i++) table_release(ts[i]);
+    for (size_t i = 0; i < n; i++)
+        table_release(ts[i]);
     free(ts);
 }

@@ -32,8 +32,8 @@ typedef struct table_attr_def {
 } table_attr_def;
 
 typedef struct table_settings {
-    bool pay_per_request;  /* BillingMode PAY_PER_REQUEST, else PROVISIONED */
-    int64_t rcu, wcu;      /* ProvisionedThroughput (0 with PAY_PER_REQUEST) */
+    bool pay_per_request; /* BillingMode PAY_PER_REQUEST, else PROVISIONED */
+    int64_t rcu, wcu;     /* ProvisionedThroughput (0 with PAY_PER_REQUEST) */
     bool deletion_protection;
     int64_t billing_changed_ms; /* LastUpdateToPayPerRequestDateTime */
 } table_settings;

@@ -8,11 +8,10 @@
 #include "item/codec.h"
 #include "util/log.h"
 
-#define RECORD_FORMAT 1
+#define RECORD_FORMAT         1
 #define RECORD_FLAG_TOMBSTONE 0x01
 
-void record_encode(buf *out, uint64_t ts, const char *origin, bool tombstone,
-                   const mv_value *item)
+void record_encode(buf *out, uint64_t ts, const char *origin, bool tombstone, const mv_value *item)
 {
     size_t ol = strlen(origin);
     if (ol > 255) ol = 255;
@@ -63,7 +62,8 @@ int db_open(db *d, const char *dir, const char *region, const store_options *opt
     memset(d, 0, sizeof(*d));
     snprintf(d->region, sizeof(d->region), "%s", region);
     hlc_init(&d->clock);
-    for (size_t i = 0; i < DB_LOCK_STRIPES; i++) pthread_mutex_init(&d->stripes[i], NULL);
+    for (size_t i = 0; i < DB_LOCK_STRIPES; i++)
+        pthread_mutex_init(&d->stripes[i], NULL);
     if (store_open(dir, opt, &d->st, e) < 0) return -1;
     if (catalog_open(d->st, &d->cat, e) < 0) {
         store_close(d->st);
@@ -83,7 +83,8 @@ void db_close(db *d)
     d->cat = NULL;
     store_close(d->st);
     d->st = NULL;
-    for (size_t i = 0; i < DB_LOCK_STRIPES; i++) pthread_mutex_destroy(&d->stripes[i]);
+    for (size_t i = 0; i < DB_LOCK_STRIPES; i++)
+        pthread_mutex_destroy(&d->stripes[i]);
 }
 
 static int read_record(db *d, const uint8_t *key, size_t kl, arena *a, mv_value **item,
@@ -152,7 +153,8 @@ int db_write(db *d, db_write_op *ops, size_t n, arena *a, err *e)
         st[i].key = (uint8_t *)arena_memdup(a, k.data, k.len);
         st[i].klen = k.len;
         uint64_t h = 1469598103934665603ull;
-        for (size_t j = 0; j < k.len; j++) h = (h ^ k.data[j]) * 1099511628211ull;
+        for (size_t j = 0; j < k.len; j++)
+            h = (h ^ k.data[j]) * 1099511628211ull;
         st[i].stripe = (size_t)(h % DB_LOCK_STRIPES);
         stripes[i] = st[i].stripe;
         tables[i] = ops[i].t;
@@ -186,7 +188,8 @@ int db_write(db *d, db_write_op *ops, size_t n, arena *a, err *e)
             goto out;
         }
     }
-    for (; locked_s < ns; locked_s++) pthread_mutex_lock(&d->stripes[stripes[locked_s]]);
+    for (; locked_s < ns; locked_s++)
+        pthread_mutex_lock(&d->stripes[stripes[locked_s]]);
 
     for (size_t i = 0; i < n; i++) {
         mv_value *old;
@@ -233,7 +236,9 @@ int db_write(db *d, db_write_op *ops, size_t n, arena *a, err *e)
     rc = 0;
 out:
     store_batch_free(b);
-    while (locked_s > 0) pthread_mutex_unlock(&d->stripes[stripes[--locked_s]]);
-    while (locked_t > 0) pthread_rwlock_unlock(&tables[--locked_t]->lock);
+    while (locked_s > 0)
+        pthread_mutex_unlock(&d->stripes[stripes[--locked_s]]);
+    while (locked_t > 0)
+        pthread_rwlock_unlock(&tables[--locked_t]->lock);
     return rc;
 }

@@ -44,15 +44,14 @@ typedef struct item_record {
     uint64_t ts;        /* HLC version timestamp */
     const char *origin; /* region that made the write */
     bool tombstone;
-    mv_value *item;     /* NULL for a tombstone */
+    mv_value *item; /* NULL for a tombstone */
 } item_record;
 
 /* Opens the store and catalog in dir and seeds the HLC past every version on disk. */
 int db_open(db *d, const char *dir, const char *region, const store_options *opt, err *e);
 void db_close(db *d);
 
-void record_encode(buf *out, uint64_t ts, const char *origin, bool tombstone,
-                   const mv_value *item);
+void record_encode(buf *out, uint64_t ts, const char *origin, bool tombstone, const mv_value *item);
 int record_decode(arena *a, const uint8_t *p, size_t len, item_record *out);
 
 /* Reads one item (NULL in *out if absent). */

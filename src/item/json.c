@@ -220,8 +220,10 @@ typedef enum field_kind {
 
 static bool is_integral(const cJSON *j)
 {
+    /* cJSON keeps no token type: an integral value in int64 range stands in
+     * for Jackson's integer token (range first: the cast is UB outside it). */
     double d = j->valuedouble;
-    return d == (double)(long long)d && d > -9.3e18 && d < 9.3e18;
+    return d > -9.2e18 && d < 9.2e18 && d == (double)(long long)d;
 }
 
 static int ser(err *e, const char *msg)

@@ -66,9 +66,8 @@ static enum MHD_Result send_buf(struct MHD_Connection *conn, int status, buf *bo
     if (body->len) crc = crc32(crc, body->data, (uInt)body->len);
     size_t len;
     uint8_t *data = buf_detach(body, &len);
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(len, data ? data : (void *)"", data ? MHD_RESPMEM_MUST_FREE
-                                                                          : MHD_RESPMEM_PERSISTENT);
+    struct MHD_Response *r = MHD_create_response_from_buffer(
+        len, data ? data : (void *)"", data ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
     if (!r) {
         free(data);
         return MHD_NO;
@@ -121,9 +120,8 @@ static enum MHD_Result serve_api(http_server *h, struct MHD_Connection *conn, co
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
 {
     (void)version;
     http_server *h = cls;
@@ -189,7 +187,8 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     char msg[512];
     vsnprintf(msg, sizeof(msg), fmt, ap);
     size_t n = strlen(msg);
-    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r')) msg[--n] = '\0';
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = '\0';
     log_debug("http: %s", msg);
 }
 
@@ -197,7 +196,8 @@ http_server *http_start(const http_options *opt, api_server *api, metrics *m, er
 {
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof(ss));
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_USE_ITC;
+    unsigned flags =
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_USE_ITC;
     struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
     struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
     if (inet_pton(AF_INET, opt->host, &sin->sin_addr) == 1) {
@@ -208,8 +208,7 @@ http_server *http_start(const http_options *opt, api_server *api, metrics *m, er
         sin6->sin6_port = htons((uint16_t)opt->port);
         flags |= MHD_USE_IPv6;
     } else {
-        err_set(e, ERR_INTERNAL, "invalid listen address %s (use a numeric IP address)",
-                opt->host);
+        err_set(e, ERR_INTERNAL, "invalid listen address %s (use a numeric IP address)", opt->host);
         return NULL;
     }
     http_server *h = calloc(1, sizeof(*h));

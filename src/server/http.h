@@ -16,12 +16,12 @@
 #include "server/metrics.h"
 
 typedef struct http_options {
-    const char *host;       /* listen address (numeric IPv4/IPv6) */
+    const char *host; /* listen address (numeric IPv4/IPv6) */
     int port;
-    unsigned threads;       /* worker threads */
-    unsigned idle_timeout;  /* seconds before an idle connection is closed */
+    unsigned threads;      /* worker threads */
+    unsigned idle_timeout; /* seconds before an idle connection is closed */
     unsigned max_connections;
-    size_t max_body;        /* bytes */
+    size_t max_body; /* bytes */
 } http_options;
 
 typedef struct http_server http_server;

@@ -50,7 +50,8 @@ void metrics_observe_request(metrics *m, int op, int outcome, double seconds)
     if (outcome < 0 || outcome > 2) outcome = 2;
     atomic_fetch_add_explicit(&s->count[outcome], 1, memory_order_relaxed);
     size_t b = 0;
-    while (b < N_BUCKETS && seconds > bucket_le[b]) b++;
+    while (b < N_BUCKETS && seconds > bucket_le[b])
+        b++;
     atomic_fetch_add_explicit(&s->bucket[b], 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&s->sum_us, (uint64_t)(seconds * 1e6), memory_order_relaxed);
 }
@@ -70,8 +71,8 @@ void metrics_render(metrics *m, db *d, buf *out)
         size_t slot = i < nops ? i : MAX_OPS;
         const char *name = i < nops ? api_op_name(i) : "Unknown";
         for (int o = 0; o < 3; o++)
-            buf_printf(out, "meridian_requests_total{operation=\"%s\",outcome=\"%s\"} %llu\n",
-                       name, outcome_names[o],
+            buf_printf(out, "meridian_requests_total{operation=\"%s\",outcome=\"%s\"} %llu\n", name,
+                       outcome_names[o],
                        (unsigned long long)atomic_load_explicit(&m->ops[slot].count[o],
                                                                 memory_order_relaxed));
     }

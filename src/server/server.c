@@ -24,12 +24,11 @@
 
 void server_usage(void)
 {
-    fprintf(stderr,
-            "usage: meridian serve --region NAME --data DIR --listen HOST:PORT\n"
-            "                      --peer-listen HOST:PORT [--peer NAME=HOST:PORT ...]\n"
-            "                      --credentials FILE --cluster-key FILE\n"
-            "                      [--log-level debug|info|warn|error] [--threads N]\n"
-            "                      [--idle-timeout SECONDS] [--max-connections N]\n");
+    fprintf(stderr, "usage: meridian serve --region NAME --data DIR --listen HOST:PORT\n"
+                    "                      --peer-listen HOST:PORT [--peer NAME=HOST:PORT ...]\n"
+                    "                      --credentials FILE --cluster-key FILE\n"
+                    "                      [--log-level debug|info|warn|error] [--threads N]\n"
+                    "                      [--idle-timeout SECONDS] [--max-connections N]\n");
 }
 
 int parse_host_port(const char *s, char **host, int *port)
@@ -105,8 +104,12 @@ int server_parse_args(int argc, char **argv, server_config *cfg)
     int port;
     while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (ch) {
-        case 'r': cfg->region = optarg; break;
-        case 'd': cfg->data_dir = optarg; break;
+        case 'r':
+            cfg->region = optarg;
+            break;
+        case 'd':
+            cfg->data_dir = optarg;
+            break;
         case 'l':
             if (parse_host_port(optarg, &host, &port) < 0) {
                 fprintf(stderr, "meridian serve: --listen expects HOST:PORT, got '%s'\n", optarg);
@@ -152,8 +155,12 @@ int server_parse_args(int argc, char **argv, server_config *cfg)
                 }
             break;
         }
-        case 'c': cfg->credentials_path = optarg; break;
-        case 'k': cfg->cluster_key_path = optarg; break;
+        case 'c':
+            cfg->credentials_path = optarg;
+            break;
+        case 'k':
+            cfg->cluster_key_path = optarg;
+            break;
         case 'v':
             cfg->log_level = log_level_parse(optarg);
             if (cfg->log_level < 0) {
@@ -171,8 +178,12 @@ int server_parse_args(int argc, char **argv, server_config *cfg)
             if (parse_uint("--max-connections", optarg, 1, 1000000, &cfg->max_connections) < 0)
                 return -1;
             break;
-        case 'h': server_usage(); exit(0);
-        default: server_usage(); return -1;
+        case 'h':
+            server_usage();
+            exit(0);
+        default:
+            server_usage();
+            return -1;
         }
     }
     if (optind < argc) {
@@ -235,7 +246,8 @@ static int check_cluster_key(const char *path)
     ssize_t n = read(fd, tmp, sizeof(tmp));
     close(fd);
     size_t len = n > 0 ? (size_t)n : 0;
-    while (len && (tmp[len - 1] == '\n' || tmp[len - 1] == '\r' || tmp[len - 1] == ' ')) len--;
+    while (len && (tmp[len - 1] == '\n' || tmp[len - 1] == '\r' || tmp[len - 1] == ' '))
+        len--;
     if (len < CLUSTER_KEY_MIN) {
         fprintf(stderr,
                 "meridian serve: cluster key file %s must hold a secret of at least %d bytes\n",

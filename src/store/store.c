@@ -81,10 +81,11 @@ int store_open(const char *dir, const store_options *opt, store **out, err *e)
     rocksdb_options_set_block_based_table_factory(s->opts, s->bbo);
 
     const rocksdb_options_t *cf_opts[STORE_CF_COUNT + 1];
-    for (int i = 0; i <= STORE_CF_COUNT; i++) cf_opts[i] = s->opts;
+    for (int i = 0; i <= STORE_CF_COUNT; i++)
+        cf_opts[i] = s->opts;
     char *rerr = NULL;
-    s->db = rocksdb_open_column_families(s->opts, dir, STORE_CF_COUNT + 1, cf_names, cf_opts,
-                                         s->cf, &rerr);
+    s->db = rocksdb_open_column_families(s->opts, dir, STORE_CF_COUNT + 1, cf_names, cf_opts, s->cf,
+                                         &rerr);
     if (rerr) {
         fail(e, rerr, "open");
         s->db = NULL;

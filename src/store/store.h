@@ -22,12 +22,7 @@
 #include "util/buf.h"
 #include "util/err.h"
 
-typedef enum store_cf {
-    STORE_CF_META = 0,
-    STORE_CF_ITEMS,
-    STORE_CF_RLOG,
-    STORE_CF_COUNT
-} store_cf;
+typedef enum store_cf { STORE_CF_META = 0, STORE_CF_ITEMS, STORE_CF_RLOG, STORE_CF_COUNT } store_cf;
 
 typedef struct store store;
 typedef struct store_batch store_batch;
@@ -65,7 +60,7 @@ int store_write(store *s, store_batch *b, err *e);
 store_iter *store_iter_new(store *s, store_cf cf, const void *lo, size_t lol, const void *hi,
                            size_t hil);
 void store_iter_free(store_iter *it);
-void store_iter_seek(store_iter *it, const void *k, size_t kl); /* first key >= k */
+void store_iter_seek(store_iter *it, const void *k, size_t kl);          /* first key >= k */
 void store_iter_seek_for_prev(store_iter *it, const void *k, size_t kl); /* last key <= k */
 void store_iter_first(store_iter *it);
 void store_iter_last(store_iter *it);

@@ -30,7 +30,8 @@ void buf_reserve(buf *b, size_t extra)
     size_t need = b->len + extra + 1; /* +1 keeps room for a NUL terminator */
     if (need <= b->cap) return;
     size_t cap = b->cap ? b->cap : 64;
-    while (cap < need) cap *= 2;
+    while (cap < need)
+        cap *= 2;
     uint8_t *p = realloc(b->data, cap);
     if (!p) {
         fprintf(stderr, "meridian: out of memory growing buffer to %zu bytes\n", cap);

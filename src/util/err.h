@@ -22,6 +22,7 @@ typedef enum err_code {
     ERR_MISSING_AUTH,              /* MissingAuthenticationTokenException (400) */
     ERR_UNRECOGNIZED_CLIENT,       /* UnrecognizedClientException (400) */
     ERR_INVALID_SIGNATURE,         /* InvalidSignatureException (400) */
+    ERR_INCOMPLETE_SIGNATURE,      /* IncompleteSignatureException (400) */
     ERR_ACCESS_DENIED,             /* AccessDeniedException (400) */
     ERR_LIMIT_EXCEEDED,            /* LimitExceededException (400) */
     ERR_ITEM_COLLECTION_TOO_LARGE, /* reserved */

@@ -50,8 +50,8 @@ void log_write(log_level level, const char *kv, const char *fmt, ...)
 
     char line[2048];
     int n = snprintf(line, sizeof(line), "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ level=%s",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, ts.tv_nsec / 1000000, names[level]);
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     ts.tv_nsec / 1000000, names[level]);
     if (g_region[0] && n < (int)sizeof(line))
         n += snprintf(line + n, sizeof(line) - (size_t)n, " region=%s", g_region);
     if (n < (int)sizeof(line) - 8) {

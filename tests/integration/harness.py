@@ -94,6 +94,7 @@ DEFAULT_CREDENTIALS = (KEY1, KEY2, KEY3)
 _LIVE_SERVERS = []
 
 moto_mode = ENDPOINT is not None
+_ENDPOINT_RESET = False
 
 
 def requires_meridian(reason="needs a meridian process (process control or meridian-only feature)"):
@@ -227,7 +228,10 @@ class Server:
         if self not in _LIVE_SERVERS:
             _LIVE_SERVERS.append(self)
         if ENDPOINT:
-            self._reset_endpoint()
+            global _ENDPOINT_RESET
+            if not _ENDPOINT_RESET:
+                _ENDPOINT_RESET = True
+                self._reset_endpoint()
             return self
         binary = meridian_bin()
         if not os.path.exists(binary):

@@ -610,6 +610,13 @@ static void test_add_sub_cases(void **state)
     expect_add_error("9.9999999999999999999999999999999999999E+125", "1e-130", 0, MSG_OVERFLOW);
     /* 9e125 + 9e125 overflows; 9e125 + 9e124 does not */
     expect_add_error("9e125", "9e125", 0, MSG_OVERFLOW);
+    num x = parse_ok("9e125"), y = parse_ok("9e124"), z, want99 = parse_ok("9.9e125");
+    err e;
+    assert_int_equal(num_add(&x, &y, &z, &e), 0);
+    assert_int_equal(num_cmp(&z, &want99), 0);
+    /* no double rounding: 1 + 1e22 is exact */
+    expect_sum("1", "10000000000000000000000", "10000000000000000000001",
+               "-9999999999999999999999");
     expect_add_error("9e125", "-9e125", 1, MSG_OVERFLOW);
     snprintf(want, sizeof(want), "%s%s", repeat(nines, '9', 38), repeat((char[128]){0}, '0', 88));
     expect_sum("9.9999999999999999999999999999999999999E+125", "0", want, want);

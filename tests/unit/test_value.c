@@ -58,14 +58,14 @@ static mv_member mem(const char *name, const mv_value *v)
 static mv_value *map_of(arena *a, size_t n, const mv_member *in)
 {
     mv_member *ms = arena_alloc(a, (n ? n : 1) * sizeof(*ms));
-    memcpy(ms, in, n * sizeof(*ms));
+    if (n) memcpy(ms, in, n * sizeof(*ms));
     return mv_new_map(a, ms, n);
 }
 
 static const mv_value *set_of(arena *a, mv_type t, size_t n, const mv_value *const *items, err *e)
 {
     const mv_value **arr = arena_alloc(a, (n ? n : 1) * sizeof(*arr));
-    memcpy(arr, items, n * sizeof(*arr));
+    if (n) memcpy(arr, items, n * sizeof(*arr));
     return mv_new_set(a, t, arr, n, e);
 }
 
