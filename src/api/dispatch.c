@@ -174,9 +174,28 @@ static const char *find_header(const sigv4_request *req, const char *name, size_
     return NULL;
 }
 
+/* The JSON protocol's content types; anything else is not an API call. */
+static bool json_content_type(const char *v, size_t n)
+{
+    static const char *ok[] = {"application/x-amz-json-1.0", "application/x-amz-json-1.1",
+                               "application/json"};
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        size_t l = strlen(ok[i]);
+        if (n >= l && strncasecmp(v, ok[i], l) == 0 && (n == l || v[l] == ';' || v[l] == ' '))
+            return true;
+    }
+    return false;
+}
+
 static int route(api_server *s, const sigv4_request *req, api_response *resp, arena *a, err *e,
                  const mv_value **err_item)
 {
+    size_t ctl = 0;
+    const char *ctype = find_header(req, "content-type", &ctl);
+    if (!ctype || !json_content_type(ctype, ctl)) {
+        resp->status = 404;
+        return err_set(e, ERR_UNKNOWN_OPERATION, "%s", "");
+    }
     const cred_entry *who = NULL;
     if (sigv4_verify(s->verifier, req, time(NULL), &who, e) < 0) return -1;
 
@@ -198,7 +217,11 @@ static int route(api_server *s, const sigv4_request *req, api_response *resp, ar
 
     if (!utf8_valid(req->body, req->body_len))
         return err_set(e, ERR_SERIALIZATION, "Invalid UTF-8 in request body");
-    cJSON *json = cJSON_ParseWithLength((const char *)req->body, req->body_len);
+    /* The body is NUL-terminated by the HTTP layer; parsing len + 1 bytes with
+     * require_null_terminated rejects trailing garbage after the object. */
+    if (memchr(req->body, 0, req->body_len) || req->body[req->body_len] != '\0')
+        return err_set(e, ERR_SERIALIZATION, "Malformed JSON in request body");
+    cJSON *json = cJSON_ParseWithLengthOpts((const char *)req->body, req->body_len + 1, NULL, 1);
     if (!json) return err_set(e, ERR_SERIALIZATION, "Malformed JSON in request body");
     if (!cJSON_IsObject(json)) {
         cJSON_Delete(json);
@@ -224,6 +247,7 @@ void api_handle(api_server *s, const sigv4_request *req, api_response *resp)
 {
     buf_init(&resp->body);
     resp->op = -1;
+    resp->status = 0;
     make_request_id(resp->request_id, sizeof(resp->request_id));
     arena a;
     arena_init(&a);
@@ -235,7 +259,9 @@ void api_handle(api_server *s, const sigv4_request *req, api_response *resp)
         resp->outcome = 0;
     } else {
         api_error_body(&resp->body, &e);
-        api_error_type(e.code, &resp->status);
+        int status;
+        api_error_type(e.code, &status);
+        if (resp->status != 404) resp->status = status;
         if (e.code == ERR_CONDITIONAL_CHECK_FAILED && err_item) {
             resp->body.len--; /* reopen the object to add the old item */
             buf_puts(&resp->body, ",\"Item\":");
@@ -246,7 +272,7 @@ void api_handle(api_server *s, const sigv4_request *req, api_response *resp)
         if (resp->status >= 500)
             log_error("request %s failed: %s", resp->request_id, e.msg);
         else
-            log_debug("request %s: %s: %s", resp->request_id, api_error_type(e.code, &resp->status),
+            log_debug("request %s: %s: %s", resp->request_id, api_error_type(e.code, &status),
                       e.msg);
     }
     arena_free(&a);

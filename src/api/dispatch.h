@@ -9,6 +9,7 @@
 #ifndef MERIDIAN_DISPATCH_H
 #define MERIDIAN_DISPATCH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "auth/sigv4.h"
@@ -32,6 +33,9 @@ typedef struct api_response {
     int outcome;         /* 0 success, 1 client error, 2 server error */
 } api_response;
 
+/* req->body must be followed by a NUL byte (body[body_len] == 0), which the
+ * HTTP layer guarantees; resp is initialised here and its body is owned by
+ * the caller afterwards. */
 void api_handle(api_server *s, const sigv4_request *req, api_response *resp);
 
 /* Operations known to the dispatcher, for metrics labels. */

@@ -179,8 +179,11 @@ static int check_key_value(op_ctx *c, const char *name, mv_type want, const mv_v
 
 int req_key(op_ctx *c, table *t, const cJSON *key_json, const mv_value **pk, const mv_value **sk)
 {
-    if (!key_json || !cJSON_IsObject(key_json))
+    if (!key_json)
         return err_validation(c->e, "The provided key element does not match the schema");
+    if (!cJSON_IsObject(key_json))
+        return err_set(c->e, ERR_SERIALIZATION,
+                       "Start of structure or map found where not expected");
     mv_value *m = mv_map_from_json(c->a, key_json, c->e);
     if (!m) return -1;
     size_t want = t->sk_name ? 2 : 1;

@@ -17,7 +17,7 @@
  *        condition  := and (OR and)*
  *        and        := not (AND not)*
  *        not        := NOT* primary
- *        primary    := '(' condition ')' | comparison      (tried in that order)
+ *        primary    := comparison | '(' condition ')'      (tried in that order)
  *        comparison := operand comparator operand
  *                    | operand BETWEEN operand AND operand
  *                    | operand IN '(' operand (',' operand)* ')'
@@ -29,19 +29,21 @@
  *        set        := path '=' operand (('+' | '-') operand)?
  *        projection := path (',' path)*
  *      A '(' at the start of a primary is ambiguous ("(a = :v)" versus
- *      "(a) = :v"), so the parser tries a parenthesised condition first and
- *      falls back to a comparison, reporting the syntax error of whichever
- *      attempt got further, as DynamoDB does. The second attempt never
- *      backtracks, so the cost stays quadratic at worst, and nesting
+ *      "(a) = :v"), so the parser tries a comparison first and falls back to
+ *      a parenthesised condition (the order of dynalite's grammar), reporting
+ *      the syntax error of whichever attempt got further. The comparison
+ *      attempt never backtracks, so the cost stays quadratic at worst, and nesting
  *      (parentheses, function calls, NOTs) is capped at EXPR_MAX_DEPTH so
  *      hostile input cannot exhaust the stack. A syntax error reads
  *      'Syntax error; token: "<tok>", near: "<previous token .. next token>"'.
  *      Two pairs of parentheses straight around one thing are refused at once
  *      ("The expression has redundant parentheses;").
- *   4. Pass 1, in written order: reserved words used as bare names, list
+ *   4. At most 300 operators and functions ("The expression contains too
+ *      many operators; operator count: N").
+ *   5. Pass 1, in written order: reserved words used as bare names, list
  *      indexes out of range, unknown functions, functions used in the wrong
  *      place, operand counts.
- *   5. Pass 2: #name and :value resolution (marking them used in the env),
+ *   6. Pass 2: #name and :value resolution (marking them used in the env),
  *      path depth (32), operand types known from :values (ordering
  *      comparisons need S/N/B, begins_with S/B, size not N/BOOL/NULL, ...),
  *      "first operand must be distinct", BETWEEN bounds, IN's 100 operands.
@@ -65,6 +67,7 @@
 #define EXPR_MAX_DEPTH  256 /* nesting of parentheses, function calls and NOTs */
 #define PATH_MAX_LEVELS 32
 #define IN_MAX_OPERANDS 100
+#define MAX_OPERATORS   300 /* comparators, AND/OR/NOT, BETWEEN, IN, functions, + - */
 
 /* AWS's reserved words, sorted (memcmp order). The keywords (AND, OR, NOT,
  * BETWEEN, IN, SET, ADD, DELETE) are left out because the lexer turns them
@@ -248,7 +251,7 @@ int expr_env_check_unused(const expr_env *env, err *e)
     const char *keys[64];
     size_t n = 0;
     for (size_t i = 0; i < env->n_names; i++)
-        if (!env->name_used[i] && n < 64) keys[n++] = env->name_keys[i];
+        if (!env->name_used[i] && env->name_keys[i] && n < 64) keys[n++] = env->name_keys[i];
     if (n) return report_unused(e, "ExpressionAttributeNames", keys, n, env->n_names);
     if (env->values) {
         const mv_value *m = env->values;
@@ -380,8 +383,8 @@ static size_t utf8_len(const char *s, size_t avail)
     return n;
 }
 
-/* Cuts text into toks (room for len + 1 tokens); returns the count, the last
- * one being T_EOF. */
+/* Cuts text into toks; returns the token count, the last token being T_EOF.
+ * With toks NULL it only counts. */
 static size_t tokenize(const char *s, size_t len, token *toks)
 {
     size_t n = 0, i = 0;
@@ -459,13 +462,17 @@ static size_t tokenize(const char *s, size_t len, token *toks)
                 break;
             }
         }
-        toks[n].k = k;
-        toks[n].start = start;
-        toks[n].end = i;
+        if (toks) {
+            toks[n].k = k;
+            toks[n].start = start;
+            toks[n].end = i;
+        }
         n++;
     }
-    toks[n].k = T_EOF;
-    toks[n].start = toks[n].end = len;
+    if (toks) {
+        toks[n].k = T_EOF;
+        toks[n].start = toks[n].end = len;
+    }
     return n + 1;
 }
 
@@ -814,7 +821,13 @@ static expr_node *p_primary(parser *p)
 {
     if (peek(p) != T_LPAREN) return p_comparison(p);
     size_t at = p->i;
-    /* First reading: a parenthesised condition. */
+    /* First reading: a comparison whose first operand is parenthesised,
+     * "(a) = :v" or "(size(a)) > :v". */
+    expr_node *c = p_comparison(p);
+    if (c || p->fatal) return c;
+    size_t first_fail = p->fail_at;
+    /* Second reading: a parenthesised condition. */
+    p->i = at;
     advance(p);
     expr_node *inner = p_condition(p);
     if (inner) {
@@ -825,11 +838,6 @@ static expr_node *p_primary(parser *p)
         syn_fail(p);
     }
     if (p->fatal) return NULL;
-    size_t first_fail = p->fail_at;
-    /* Second reading: a comparison whose first operand is parenthesised. */
-    p->i = at;
-    expr_node *c = p_comparison(p);
-    if (c || p->fatal) return c;
     if (first_fail > p->fail_at) p->fail_at = first_fail;
     return NULL;
 }
@@ -881,6 +889,39 @@ static expr_node *p_condition(parser *p)
     expr_node *x = p_junction(p, T_OR);
     leave(p);
     return x;
+}
+
+/* ---- Operator count ---- */
+
+static size_t count_ops(const expr_node *n)
+{
+    size_t c = 0;
+    switch (n->kind) {
+    case NK_OR:
+    case NK_AND:
+        c = n->nargs - 1;
+        break;
+    case NK_NOT:
+    case NK_CMP:
+    case NK_BETWEEN:
+    case NK_IN:
+    case NK_CALL:
+    case NK_ARITH:
+        c = 1;
+        break;
+    default:
+        break;
+    }
+    for (size_t i = 0; i < n->nargs; i++)
+        c += count_ops(n->args[i]);
+    return c;
+}
+
+static int check_op_count(parser *p, size_t count)
+{
+    if (count > MAX_OPERATORS)
+        return perr(p, "The expression contains too many operators; operator count: %zu", count);
+    return 0;
 }
 
 /* ---- Pass 1: reserved words, indexes, function names and places ---- */
@@ -1302,8 +1343,9 @@ static int setup(parser *p, expr_env *env, expr_kind kind, const char *text, err
         return perr(p,
                     "Expression size has exceeded the maximum allowed size; expression size: %zu",
                     p->len);
-    p->toks = arena_alloc(p->a, (p->len + 1) * sizeof(token));
-    p->ntoks = tokenize(p->text, p->len, p->toks);
+    p->ntoks = tokenize(p->text, p->len, NULL);
+    p->toks = arena_alloc(p->a, p->ntoks * sizeof(token));
+    tokenize(p->text, p->len, p->toks);
     return 0;
 }
 
@@ -1324,6 +1366,7 @@ int expr_parse_condition(expr_env *env, expr_kind kind, const char *text, expr_n
     expr_node *root = p_condition(&p);
     if (root && peek(&p) != T_EOF) root = syn_fail(&p);
     if (!root) return parse_failed(&p);
+    if (check_op_count(&p, count_ops(root)) < 0) return -1;
     if (check1(&p, root, true) < 0 || check2(&p, root) < 0) return -1;
     *out = root;
     return 0;
@@ -1509,6 +1552,10 @@ int expr_parse_update(expr_env *env, const char *text, expr_update **out, err *e
     size_t n = 0, nclauses = 0;
     upd_kind *kinds = NULL;
     if (p_update(&p, &acts, &n, &kinds, &nclauses) < 0) return parse_failed(&p);
+    size_t ops = 0;
+    for (size_t i = 0; i < n; i++)
+        if (acts[i].value) ops += count_ops(acts[i].value);
+    if (check_op_count(&p, ops) < 0) return -1;
 
     /* Pass 1, a section at a time in the order sections first appear; a
      * section written twice is refused once its actions have been read. */

@@ -90,8 +90,10 @@ KEY2 = ("AKIDMERIDIANTWO00002", "secret-two/+xyz0123456789abcdefABCDEF", "acct-t
 KEY3 = ("AKIDMERIDIANTHREE003", "secret-three+abcdef0123456789", "acct-one")
 DEFAULT_CREDENTIALS = (KEY1, KEY2, KEY3)
 
-# Servers alive in this process, for printing log tails when a test fails.
+# Servers alive in this process, and those closed during the current test,
+# for printing log tails when a test fails.
 _LIVE_SERVERS = []
+_CLOSED_DURING_TEST = []
 
 moto_mode = ENDPOINT is not None
 _ENDPOINT_RESET = False
@@ -371,7 +373,9 @@ class Server:
         finally:
             if self in _LIVE_SERVERS:
                 _LIVE_SERVERS.remove(self)
+                _CLOSED_DURING_TEST.append(self)
             self._close_log()
+            self._final_tail = _tail(self.log_path)
             if not os.environ.get("MERIDIAN_TEST_KEEP"):
                 shutil.rmtree(self.root, ignore_errors=True)
 
@@ -383,6 +387,8 @@ class Server:
             return ""
 
     def log_tail(self, lines=60):
+        if not os.path.exists(self.log_path) and getattr(self, "_final_tail", None) is not None:
+            return self._final_tail
         return _tail(self.log_path, lines)
 
     def health(self):
@@ -591,8 +597,8 @@ def create_table(c, name, hash_key=("pk", "S"), range_key=None, wait=True, **kw)
 
 def print_server_tails(stream=None):
     stream = stream or sys.stderr
-    for s in list(_LIVE_SERVERS):
-        if ENDPOINT:
+    for s in list(_LIVE_SERVERS) + list(_CLOSED_DURING_TEST):
+        if ENDPOINT or s.starts == 0:
             continue
         stream.write("\n----- %s (%s) stderr tail -----\n%s\n----- end -----\n"
                      % (s.name, s.log_path, s.log_tail()))
@@ -609,6 +615,7 @@ class TestCase(unittest.TestCase):
         if result is None:
             return super().run(result)
         before = len(result.failures) + len(result.errors)
+        del _CLOSED_DURING_TEST[:]
         out = super().run(result)
         if len(result.failures) + len(result.errors) > before:
             print_server_tails()
