@@ -10,6 +10,16 @@
 #include "clock/hlc.h"
 #include "item/json.h"
 
+/* Table operations name a missing TableName differently from item operations. */
+static int table_name_param(op_ctx *c, const char **name)
+{
+    if (!req_get(c->req, "TableName"))
+        return err_validation(c->e, "The parameter 'TableName' is required but was not present "
+                                    "in the request");
+    if (req_string(c, c->req, "TableName", true, name) < 0) return -1;
+    return req_table_name(c, "tableName", *name);
+}
+
 static void write_str_field(buf *out, const char *name, const char *val, bool comma)
 {
     if (comma) buf_putc(out, ',');
@@ -136,8 +146,7 @@ static int unsupported(op_ctx *c, const char *param)
 int op_create_table(op_ctx *c)
 {
     const char *name;
-    if (req_string(c, c->req, "TableName", true, &name) < 0) return -1;
-    if (req_table_name(c, "tableName", name) < 0) return -1;
+    if (table_name_param(c, &name) < 0) return -1;
     const cJSON *ks = req_get(c->req, "KeySchema");
     const cJSON *ad = req_get(c->req, "AttributeDefinitions");
     if (!ks)
@@ -278,8 +287,7 @@ int op_create_table(op_ctx *c)
 int op_describe_table(op_ctx *c)
 {
     const char *name;
-    if (req_string(c, c->req, "TableName", true, &name) < 0) return -1;
-    if (req_table_name(c, "tableName", name) < 0) return -1;
+    if (table_name_param(c, &name) < 0) return -1;
     table *t = catalog_get(c->d->cat, c->account, name);
     if (!t)
         return err_set(c->e, ERR_RESOURCE_NOT_FOUND,
@@ -323,8 +331,7 @@ int op_list_tables(op_ctx *c)
 int op_delete_table(op_ctx *c)
 {
     const char *name;
-    if (req_string(c, c->req, "TableName", true, &name) < 0) return -1;
-    if (req_table_name(c, "tableName", name) < 0) return -1;
+    if (table_name_param(c, &name) < 0) return -1;
     table *t = catalog_get(c->d->cat, c->account, name);
     if (!t)
         return err_set(c->e, ERR_RESOURCE_NOT_FOUND,
@@ -347,7 +354,7 @@ int op_delete_table(op_ctx *c)
 int op_update_table(op_ctx *c)
 {
     const char *name;
-    if (req_string(c, c->req, "TableName", true, &name) < 0) return -1;
+    if (table_name_param(c, &name) < 0) return -1;
     table *t;
     if (req_table(c, name, &t) < 0) {
         if (c->e->code == ERR_RESOURCE_NOT_FOUND)

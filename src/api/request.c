@@ -19,9 +19,6 @@ int req_string(op_ctx *c, const cJSON *o, const char *name, bool required, const
     const cJSON *v = req_get(o, name);
     *out = NULL;
     if (!v) {
-        if (required && strcmp(name, "TableName") == 0)
-            return err_validation(c->e, "The parameter 'TableName' is required but was not "
-                                        "present in the request");
         if (required)
             return err_validation(c->e,
                                   "1 validation error detected: Value null at '%c%s' failed to "

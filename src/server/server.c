@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -257,6 +258,26 @@ static int check_cluster_key(const char *path)
     return 0;
 }
 
+/* File descriptors: RocksDB keeps up to 512 files open (store.c) plus its
+ * WAL and logs; the rest may be connections. Raise the soft limit to the hard
+ * one, and lower the connection limit if even that is not enough, so that
+ * accept() never fails with EMFILE while connections are below the limit. */
+static unsigned fit_connection_limit(unsigned wanted)
+{
+    const rlim_t reserve = 512 + 128;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return wanted;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0) getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= (rlim_t)wanted + reserve) return wanted;
+    unsigned fit = rl.rlim_cur > reserve + 16 ? (unsigned)(rl.rlim_cur - reserve) : 16;
+    log_warn("file descriptor limit %llu allows only %u connections (--max-connections %u)",
+             (unsigned long long)rl.rlim_cur, fit, wanted);
+    return fit;
+}
+
 int server_run(const server_config *cfg)
 {
     log_set_level((log_level)cfg->log_level);
@@ -297,7 +318,7 @@ int server_run(const server_config *cfg)
         .port = cfg->listen_port,
         .threads = cfg->threads,
         .idle_timeout = cfg->idle_timeout,
-        .max_connections = cfg->max_connections,
+        .max_connections = fit_connection_limit(cfg->max_connections),
         .max_body = 16u * 1024 * 1024 + 64 * 1024,
     };
     http_server *http = http_start(&ho, &api, m, &e);
