@@ -158,7 +158,12 @@ static int finish_write(op_ctx *c, write_req *w, db_write_op *op, const char *rv
         resp_key(c, &first, "Attributes");
         mv_map_to_json(c->out, ret);
     }
-    req_consumed_capacity(c, &first, w->t->name, 1.0);
+    /* DynamoDB charges 1 unit per KB of the larger of the old and new item. */
+    size_t old_sz = op->old_item ? mv_item_size(op->old_item) : 0;
+    size_t new_sz = op->new_item ? mv_item_size(op->new_item) : 0;
+    size_t sz = old_sz > new_sz ? old_sz : new_sz;
+    double units = sz ? (double)((sz + 1023) / 1024) : 1.0;
+    req_consumed_capacity(c, &first, w->t->name, units);
     buf_putc(c->out, '}');
     return 0;
 }
@@ -313,6 +318,9 @@ int op_get_item(op_ctx *c)
     if (check_env_use(c, &env, proj_text != NULL) < 0) goto out;
     mv_value *item;
     if (db_get(c->d, t, pk, sk, c->a, &item, c->e) < 0) goto out;
+    /* 1 unit per 4 KB read (half for eventually consistent reads), before projection. */
+    size_t sz = item ? mv_item_size(item) : 0;
+    double units = (double)(sz ? (sz + 4095) / 4096 : 1) * (consistent ? 1.0 : 0.5);
     buf_putc(c->out, '{');
     bool first = true;
     if (item) {
@@ -320,7 +328,7 @@ int op_get_item(op_ctx *c)
         resp_key(c, &first, "Item");
         mv_map_to_json(c->out, item);
     }
-    req_consumed_capacity(c, &first, t->name, consistent ? 1.0 : 0.5);
+    req_consumed_capacity(c, &first, t->name, units);
     buf_putc(c->out, '}');
     rc = 0;
 out:

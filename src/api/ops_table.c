@@ -209,6 +209,10 @@ int op_create_table(op_ctx *c)
         return err_validation(c->e, "Both the Hash Key and the Range Key element in the "
                                     "KeySchema have the same name");
     int nad = cJSON_GetArraySize(ad);
+    if (nad > 2) /* no indexes yet: at most the two key attributes (also bounds the work) */
+        return err_validation(c->e, "One or more parameter values were invalid: Number of "
+                                    "attributes in KeySchema does not exactly match number of "
+                                    "attributes defined in AttributeDefinitions");
     tmpl.attr_defs = arena_calloc(c->a, (size_t)(nad ? nad : 1), sizeof(table_attr_def));
     cJSON_ArrayForEach(el, ad)
     {
@@ -336,13 +340,7 @@ int op_delete_table(op_ctx *c)
     if (!t)
         return err_set(c->e, ERR_RESOURCE_NOT_FOUND,
                        "Requested resource not found: Table: %s not found", name);
-    pthread_mutex_lock(&t->settings_mu);
-    bool protected_ = t->settings.deletion_protection;
-    pthread_mutex_unlock(&t->settings_mu);
     table_release(t);
-    if (protected_)
-        return err_validation(c->e, "Resource cannot be deleted as it is currently protected "
-                                    "against deletion. Disable deletion protection first.");
     if (catalog_delete(c->d->cat, c->account, name, &t, c->e) < 0) return -1;
     buf_puts(c->out, "{\"TableDescription\":");
     write_table_description(c, t, "DELETING");
@@ -351,54 +349,46 @@ int op_delete_table(op_ctx *c)
     return 0;
 }
 
+/* Applies UpdateTable's parameters to a copy of the settings; runs under
+ * the catalog's DDL lock (catalog_update_settings). */
+static int apply_table_update(void *ctx, table_settings *s, err *e)
+{
+    op_ctx *c = ctx;
+    (void)e;
+    bool changed = false;
+    if (read_billing(c, s, false, &changed) < 0) return -1;
+    const cJSON *dp = req_get(c->req, "DeletionProtectionEnabled");
+    if (dp) {
+        if (!cJSON_IsBool(dp))
+            return err_set(c->e, ERR_SERIALIZATION, "Unexpected value type in payload");
+        s->deletion_protection = cJSON_IsTrue(dp);
+        changed = true;
+    }
+    if (!changed && !req_get(c->req, "StreamSpecification") &&
+        !req_get(c->req, "SSESpecification") && !req_get(c->req, "TableClass"))
+        return err_validation(c->e, "At least one of ProvisionedThroughput, BillingMode, "
+                                    "UpdateStreamEnabled, GlobalSecondaryIndexUpdates or "
+                                    "SSESpecification or ReplicaUpdates is required");
+    return 0;
+}
+
 int op_update_table(op_ctx *c)
 {
     const char *name;
     if (table_name_param(c, &name) < 0) return -1;
-    table *t;
-    if (req_table(c, name, &t) < 0) {
-        if (c->e->code == ERR_RESOURCE_NOT_FOUND)
-            err_set(c->e, ERR_RESOURCE_NOT_FOUND,
-                    "Requested resource not found: Table: %s not found", name);
-        return -1;
+    if (req_get(c->req, "ReplicaUpdates")) return unsupported(c, "ReplicaUpdates (global tables)");
+    if (req_get(c->req, "GlobalSecondaryIndexUpdates"))
+        return unsupported(c, "GlobalSecondaryIndexUpdates");
+    table *t = catalog_get(c->d->cat, c->account, name);
+    if (!t)
+        return err_set(c->e, ERR_RESOURCE_NOT_FOUND,
+                       "Requested resource not found: Table: %s not found", name);
+    int rc = catalog_update_settings(c->d->cat, t, apply_table_update, c, c->e);
+    if (rc == 0) {
+        buf_puts(c->out, "{\"TableDescription\":");
+        write_table_description(c, t, "ACTIVE");
+        buf_putc(c->out, '}');
     }
-    int rc = -1;
-    if (req_get(c->req, "ReplicaUpdates")) {
-        unsupported(c, "ReplicaUpdates (global tables)");
-        goto out;
-    }
-    if (req_get(c->req, "GlobalSecondaryIndexUpdates")) {
-        unsupported(c, "GlobalSecondaryIndexUpdates");
-        goto out;
-    }
-    table_settings s;
-    pthread_mutex_lock(&t->settings_mu);
-    s = t->settings;
-    pthread_mutex_unlock(&t->settings_mu);
-    bool changed = false;
-    if (read_billing(c, &s, false, &changed) < 0) goto out;
-    const cJSON *dp = req_get(c->req, "DeletionProtectionEnabled");
-    if (dp) {
-        if (!cJSON_IsBool(dp)) {
-            err_set(c->e, ERR_SERIALIZATION, "Unexpected value type in payload");
-            goto out;
-        }
-        s.deletion_protection = cJSON_IsTrue(dp);
-        changed = true;
-    }
-    if (!changed && !req_get(c->req, "StreamSpecification") &&
-        !req_get(c->req, "SSESpecification") && !req_get(c->req, "TableClass")) {
-        err_validation(c->e, "At least one of ProvisionedThroughput, BillingMode, "
-                             "UpdateStreamEnabled, GlobalSecondaryIndexUpdates or "
-                             "SSESpecification or ReplicaUpdates is required");
-        goto out;
-    }
-    if (catalog_update_settings(c->d->cat, t, &s, c->e) < 0) goto out;
-    buf_puts(c->out, "{\"TableDescription\":");
-    write_table_description(c, t, "ACTIVE");
-    buf_putc(c->out, '}');
-    rc = 0;
-out:
     table_release(t);
     return rc;
 }

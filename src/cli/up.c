@@ -49,15 +49,23 @@ static int random_token(char *out, size_t len, const char *alphabet)
     return 0;
 }
 
-/* Creates path with content (mode 0600) unless it exists. */
+/* Creates path with content (mode 0600) unless it exists: written to a
+ * temporary file, synced, then linked into place, so a crash never leaves a
+ * half-written key file behind. */
 static int ensure_file(const char *path, const char *content)
 {
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0) return errno == EEXIST ? 0 : -1;
+    if (access(path, F_OK) == 0) return 0;
+    char tmp[4200];
+    snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) return -1;
     size_t len = strlen(content);
     ssize_t w = write(fd, content, len);
     int rc = (w == (ssize_t)len && fsync(fd) == 0) ? 0 : -1;
     close(fd);
+    /* link() fails with EEXIST if another `up` won the race: keep theirs. */
+    if (rc == 0 && link(tmp, path) != 0 && errno != EEXIST) rc = -1;
+    unlink(tmp);
     return rc;
 }
 
@@ -295,7 +303,12 @@ int up_main(int argc, char **argv)
         fflush(stdout);
         while (!g_stop) {
             int status;
-            pid_t p = waitpid(-1, &status, 0);
+            pid_t p = waitpid(-1, &status, WNOHANG);
+            if (p <= 0) {
+                struct timespec ts = {0, 100 * 1000 * 1000};
+                nanosleep(&ts, NULL); /* a signal ends the sleep early */
+                continue;
+            }
             if (p > 0) {
                 for (int i = 0; i < nr; i++)
                     if (pids[i] == p) {
@@ -310,12 +323,29 @@ int up_main(int argc, char **argv)
 
     for (int i = 0; i < nr; i++)
         if (pids[i] > 0) kill(pids[i], SIGTERM);
-    for (int i = 0; i < nr; i++) {
-        if (pids[i] <= 0) continue;
-        int status;
-        while (waitpid(pids[i], &status, 0) < 0 && errno == EINTR) {
+    /* Regions drain in-flight requests and exit; after 60 s they are killed. */
+    for (int waited = 0, left = 1; left; waited++) {
+        left = 0;
+        for (int i = 0; i < nr; i++) {
+            if (pids[i] <= 0) continue;
+            int status;
+            pid_t p = waitpid(pids[i], &status, WNOHANG);
+            if (p == pids[i]) {
+                if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) rc = 1;
+                pids[i] = 0;
+            } else if (waited >= 600) {
+                fprintf(stderr, "meridian up: region %s did not stop; killing it\n", regions[i]);
+                kill(pids[i], SIGKILL);
+                rc = 1;
+                left = 1;
+            } else {
+                left = 1;
+            }
         }
-        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) rc = 1;
+        if (left) {
+            struct timespec ts = {0, 100 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
     }
     free(list);
     printf("meridian up: stopped\n");

@@ -93,7 +93,14 @@ static table *table_clone_new(const table *tmpl)
     t->created_ms = tmpl->created_ms;
     t->settings = tmpl->settings;
     pthread_mutex_init(&t->settings_mu, NULL);
-    pthread_rwlock_init(&t->lock, NULL);
+    /* Writer-preferring, so a steady stream of item writes (readers of this
+     * lock) cannot starve DeleteTable. Safe from deadlock because db_write
+     * takes the locks of several tables in id order, each once. */
+    pthread_rwlockattr_t attr;
+    pthread_rwlockattr_init(&attr);
+    pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&t->lock, &attr);
+    pthread_rwlockattr_destroy(&attr);
     atomic_init(&t->item_count, 0);
     atomic_init(&t->size_bytes, 0);
     atomic_init(&t->refs, 1);
@@ -209,25 +216,6 @@ out:
     return t;
 }
 
-static void count_items(store *st, table *t)
-{
-    uint8_t lo[8], hi[8];
-    store_u64be(lo, t->id);
-    store_u64be(hi, t->id + 1);
-    store_iter *it = store_iter_new(st, STORE_CF_ITEMS, lo, 8, hi, 8);
-    int64_t n = 0, bytes = 0;
-    for (store_iter_first(it); store_iter_valid(it); store_iter_next(it)) {
-        size_t kl, vl;
-        store_iter_key(it, &kl);
-        store_iter_value(it, &vl);
-        n++;
-        bytes += (int64_t)(kl + vl);
-    }
-    store_iter_free(it);
-    atomic_store(&t->item_count, n);
-    atomic_store(&t->size_bytes, bytes);
-}
-
 int catalog_open(store *st, catalog **out, err *e)
 {
     catalog *c = calloc(1, sizeof(*c));
@@ -269,8 +257,6 @@ int catalog_open(store *st, catalog **out, err *e)
         goto fail;
     }
     store_iter_free(it);
-    for (size_t i = 0; i < c->n; i++)
-        count_items(st, c->tables[i]);
     *out = c;
     return 0;
 fail:
@@ -361,6 +347,15 @@ int catalog_delete(catalog *c, const char *account, const char *name, table **ou
         return err_set(e, ERR_RESOURCE_NOT_FOUND,
                        "Requested resource not found: Table: %s not found", name);
     }
+    pthread_mutex_lock(&t->settings_mu);
+    bool protected_ = t->settings.deletion_protection;
+    pthread_mutex_unlock(&t->settings_mu);
+    if (protected_) {
+        table_release(t);
+        pthread_mutex_unlock(&c->ddl_mu);
+        return err_validation(e, "Resource cannot be deleted as it is currently protected "
+                                 "against deletion. Disable deletion protection first.");
+    }
     /* Wait for in-flight item writes, then make the table unreachable. */
     pthread_rwlock_wrlock(&t->lock);
     store_batch *b = store_batch_new(c->st);
@@ -395,24 +390,36 @@ int catalog_delete(catalog *c, const char *account, const char *name, table **ou
     return 0;
 }
 
-int catalog_update_settings(catalog *c, table *t, const table_settings *s, err *e)
+int catalog_update_settings(catalog *c, table *t, catalog_settings_fn fn, void *ctx, err *e)
 {
     pthread_mutex_lock(&c->ddl_mu);
+    int rc = -1;
+    if (t->deleted) { /* written only under ddl_mu, so stable here */
+        err_set(e, ERR_RESOURCE_NOT_FOUND, "Requested resource not found: Table: %s not found",
+                t->name);
+        goto out;
+    }
+    table_settings s;
+    pthread_mutex_lock(&t->settings_mu);
+    s = t->settings;
+    pthread_mutex_unlock(&t->settings_mu);
+    if (fn(ctx, &s, e) < 0) goto out;
     store_batch *b = store_batch_new(c->st);
     buf k;
     buf_init(&k);
     table_key(&k, t->account, t->name);
-    char *json = table_to_json(t, s);
+    char *json = table_to_json(t, &s);
     store_batch_put(b, STORE_CF_META, k.data, k.len, json, strlen(json));
     free(json);
     buf_free(&k);
-    int rc = store_write(c->st, b, e);
+    rc = store_write(c->st, b, e);
     store_batch_free(b);
     if (rc == 0) {
         pthread_mutex_lock(&t->settings_mu);
-        t->settings = *s;
+        t->settings = s;
         pthread_mutex_unlock(&t->settings_mu);
     }
+out:
     pthread_mutex_unlock(&c->ddl_mu);
     return rc;
 }

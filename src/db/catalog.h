@@ -66,7 +66,8 @@ typedef struct table {
 
 typedef struct catalog catalog;
 
-/* Loads every table from the store; counts items and bytes per table. */
+/* Loads every table from the store (statistics start at zero: db_open
+ * recounts them in its start-up pass over the items). */
 int catalog_open(store *st, catalog **out, err *e);
 void catalog_close(catalog *c);
 
@@ -78,10 +79,14 @@ void table_release(table *t);
 /* Creates a table from a filled-in template (id, refs, locks and counters are
  * set here; strings are copied). ERR_RESOURCE_IN_USE "Table already exists: NAME". */
 int catalog_create(catalog *c, const table *tmpl, table **out, err *e);
-/* Deletes a table and all its items. Returns the (now deleted) table, counted. */
+/* Deletes a table and all its items unless its deletion protection is on
+ * (ERR_VALIDATION). Returns the (now deleted) table, counted. */
 int catalog_delete(catalog *c, const char *account, const char *name, table **out, err *e);
-/* Persists new settings for t. */
-int catalog_update_settings(catalog *c, table *t, const table_settings *s, err *e);
+/* Changes t's settings: under the catalog's DDL lock, fn edits a copy of the
+ * current settings (returning -1 with e set to refuse), and the result is
+ * persisted and published. ERR_RESOURCE_NOT_FOUND if t was deleted. */
+typedef int (*catalog_settings_fn)(void *ctx, table_settings *s, err *e);
+int catalog_update_settings(catalog *c, table *t, catalog_settings_fn fn, void *ctx, err *e);
 /* Names of account's tables after `start_after` (exclusive; NULL for the
  * start), in order, at most limit; returns the count and a malloc'ed array of
  * malloc'ed names in *names (free with catalog_free_names). *more is set if

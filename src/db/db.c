@@ -36,24 +36,77 @@ int record_decode(arena *a, const uint8_t *p, size_t len, item_record *out)
     return item_decode(a, p + 11 + ol, len - 11 - ol, &out->item);
 }
 
-/* Seeds the clock past the newest version on disk, so versions issued after
- * a restart are larger than any issued before it even if the wall clock
- * went backwards meanwhile. */
-static int seed_clock(db *d, err *e)
+static int cmp_table_id(const void *a, const void *b)
 {
+    const table *x = *(table *const *)a, *y = *(table *const *)b;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+#define CLOCK_BOUND_KEY     "clock/bound"
+#define CLOCK_BOUND_STEP_MS 1000 /* how far ahead the persisted bound is set */
+
+/* Reads the persisted clock bound and starts the clock at it. */
+static int load_clock_bound(db *d, err *e)
+{
+    buf v;
+    buf_init(&v);
+    int r = store_get(d->st, STORE_CF_META, CLOCK_BOUND_KEY, strlen(CLOCK_BOUND_KEY), &v, e);
+    if (r == 1 && v.len == 8) {
+        uint64_t bound = load_u64be(v.data);
+        atomic_store(&d->clock_bound_ms, bound);
+        hlc_observe(&d->clock, bound << HLC_LOGICAL_BITS);
+    }
+    buf_free(&v);
+    return r < 0 ? -1 : 0;
+}
+
+/* Makes sure the persisted bound is above ms before a version with that
+ * physical time is committed: one synchronous meta write per
+ * CLOCK_BOUND_STEP_MS of clock progress. */
+static int ensure_clock_bound(db *d, uint64_t ms, err *e)
+{
+    if (ms < atomic_load(&d->clock_bound_ms)) return 0;
+    pthread_mutex_lock(&d->clock_mu);
+    int rc = 0;
+    if (ms >= atomic_load(&d->clock_bound_ms)) {
+        uint64_t bound = ms + CLOCK_BOUND_STEP_MS;
+        uint8_t v[8];
+        store_u64be(v, bound);
+        store_batch *b = store_batch_new(d->st);
+        store_batch_put(b, STORE_CF_META, CLOCK_BOUND_KEY, strlen(CLOCK_BOUND_KEY), v, 8);
+        rc = store_write(d->st, b, e);
+        store_batch_free(b);
+        if (rc == 0) atomic_store(&d->clock_bound_ms, bound);
+    }
+    pthread_mutex_unlock(&d->clock_mu);
+    return rc;
+}
+
+/* One pass over every item at start-up counts items and bytes per table
+ * (DescribeTable, metrics). */
+static int scan_items(db *d, err *e)
+{
+    table **ts;
+    size_t nt = catalog_all(d->cat, &ts);
+    qsort(ts, nt, sizeof(table *), cmp_table_id);
     store_iter *it = store_iter_new(d->st, STORE_CF_ITEMS, NULL, 0, NULL, 0);
-    uint64_t max_ts = 0;
+    size_t ti = 0;
     for (store_iter_first(it); store_iter_valid(it); store_iter_next(it)) {
-        size_t vl;
-        const uint8_t *v = store_iter_value(it, &vl);
-        if (vl >= 10 && v[0] == RECORD_FORMAT) {
-            uint64_t ts = load_u64be(v + 2);
-            if (ts > max_ts) max_ts = ts;
+        size_t kl, vl;
+        const uint8_t *k = store_iter_key(it, &kl);
+        store_iter_value(it, &vl);
+        if (kl < 8) continue;
+        uint64_t id = load_u64be(k);
+        while (ti < nt && ts[ti]->id < id)
+            ti++;
+        if (ti < nt && ts[ti]->id == id) {
+            atomic_fetch_add(&ts[ti]->item_count, 1);
+            atomic_fetch_add(&ts[ti]->size_bytes, (int64_t)(kl + vl));
         }
     }
     int rc = store_iter_status(it, e);
     store_iter_free(it);
-    hlc_observe(&d->clock, max_ts);
+    catalog_release_all(ts, nt);
     return rc;
 }
 
@@ -70,7 +123,7 @@ int db_open(db *d, const char *dir, const char *region, const store_options *opt
         d->st = NULL;
         return -1;
     }
-    if (seed_clock(d, e) < 0) {
+    if (load_clock_bound(d, e) < 0 || scan_items(d, e) < 0) {
         db_close(d);
         return -1;
     }
@@ -215,6 +268,10 @@ int db_write(db *d, db_write_op *ops, size_t n, arena *a, err *e)
         if (!ops[i].written) continue;
         if (ops[i].new_item) {
             uint64_t ts = hlc_now(&d->clock);
+            if (ensure_clock_bound(d, HLC_MS(ts), e) < 0) {
+                buf_free(&rec);
+                goto out;
+            }
             buf_reset(&rec);
             record_encode(&rec, ts, d->region, false, ops[i].new_item);
             store_batch_put(b, STORE_CF_ITEMS, st[i].key, st[i].klen, rec.data, rec.len);

@@ -38,6 +38,11 @@ typedef struct db {
     hlc clock;
     char region[256];
     pthread_mutex_t stripes[DB_LOCK_STRIPES];
+    /* Clock persistence: every version on disk is below clock_bound_ms, which
+     * is itself on disk (meta "clock/bound"), so the clock restarts above every
+     * version ever issued, deleted ones included, whatever the wall clock says. */
+    pthread_mutex_t clock_mu;
+    _Atomic uint64_t clock_bound_ms;
 } db;
 
 typedef struct item_record {

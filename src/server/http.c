@@ -7,6 +7,8 @@
 
 #include <arpa/inet.h>
 #include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <unistd.h>
 #include <microhttpd.h>
@@ -21,15 +23,24 @@
 
 #define JSON_CONTENT_TYPE "application/x-amz-json-1.0"
 
+/* Request bodies buffered at once, over all connections: past this, new
+ * body bytes are refused (the connection is closed) rather than letting
+ * many slow or unauthenticated uploads exhaust memory. */
+#define BODY_BUDGET ((size_t)512 * 1024 * 1024)
+
 struct http_server {
     struct MHD_Daemon *daemon;
     api_server *api;
     metrics *m;
     size_t max_body;
+    atomic_size_t buffered; /* body bytes held by requests in progress */
+    atomic_int inflight;    /* requests begun and not yet completed */
+    atomic_bool draining;   /* shutting down: responses close their connections */
 };
 
 typedef struct http_req {
     buf body;
+    size_t counted; /* bytes of body charged to the server's budget */
     int too_big;
     struct timespec start;
 } http_req;
@@ -59,7 +70,7 @@ static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const 
     return MHD_YES;
 }
 
-static enum MHD_Result send_buf(struct MHD_Connection *conn, int status, buf *body,
+static enum MHD_Result send_buf(http_server *h, struct MHD_Connection *conn, int status, buf *body,
                                 const char *content_type, const char *request_id)
 {
     uLong crc = crc32(0L, Z_NULL, 0);
@@ -76,6 +87,7 @@ static enum MHD_Result send_buf(struct MHD_Connection *conn, int status, buf *bo
     snprintf(crcs, sizeof(crcs), "%lu", (unsigned long)crc);
     MHD_add_response_header(r, "Content-Type", content_type);
     MHD_add_response_header(r, "x-amz-crc32", crcs);
+    if (atomic_load(&h->draining)) MHD_add_response_header(r, "Connection", "close");
     if (request_id) MHD_add_response_header(r, "x-amzn-RequestId", request_id);
     enum MHD_Result ret = MHD_queue_response(conn, (unsigned)status, r);
     MHD_destroy_response(r);
@@ -93,15 +105,6 @@ static enum MHD_Result serve_api(http_server *h, struct MHD_Connection *conn, co
                                  const char *method, http_req *r)
 {
     api_response resp;
-    if (r->too_big) {
-        err e;
-        err_set(&e, ERR_SERIALIZATION, "Request body exceeds the maximum size of %zu bytes",
-                h->max_body);
-        buf_init(&resp.body);
-        api_error_body(&resp.body, &e);
-        metrics_observe_request(h->m, -1, 1, elapsed(&r->start));
-        return send_buf(conn, 413, &resp.body, JSON_CONTENT_TYPE, NULL);
-    }
     header_list hl = {0};
     MHD_get_connection_values_n(conn, MHD_HEADER_KIND, collect_header, &hl);
     sigv4_request req = {
@@ -116,7 +119,19 @@ static enum MHD_Result serve_api(http_server *h, struct MHD_Connection *conn, co
     api_handle(h->api, &req, &resp);
     free(hl.h);
     metrics_observe_request(h->m, resp.op, resp.outcome, elapsed(&r->start));
-    return send_buf(conn, resp.status, &resp.body, JSON_CONTENT_TYPE, resp.request_id);
+    return send_buf(h, conn, resp.status, &resp.body, JSON_CONTENT_TYPE, resp.request_id);
+}
+
+static enum MHD_Result reject_too_large(http_server *h, struct MHD_Connection *conn)
+{
+    err e;
+    err_set(&e, ERR_SERIALIZATION, "Request body exceeds the maximum size of %zu bytes",
+            h->max_body);
+    buf b;
+    buf_init(&b);
+    api_error_body(&b, &e);
+    metrics_observe_request(h->m, -1, 1, 0);
+    return send_buf(h, conn, 413, &b, JSON_CONTENT_TYPE, NULL);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -132,18 +147,34 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         buf_init(&r->body);
         clock_gettime(CLOCK_MONOTONIC, &r->start);
         *con_cls = r;
+        atomic_fetch_add(&h->inflight, 1);
+        /* A declared body over the limit is refused before any of it is read. */
+        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+        if (cl) {
+            char *end;
+            unsigned long long n = strtoull(cl, &end, 10);
+            if (*end || n > h->max_body) {
+                r->too_big = 1;
+                return reject_too_large(h, conn);
+            }
+        }
         return MHD_YES;
     }
     if (*upload_data_size) {
-        if (!r->too_big && r->body.len + *upload_data_size <= h->max_body)
-            buf_append(&r->body, upload_data, *upload_data_size);
-        else {
-            r->too_big = 1;
-            buf_free(&r->body);
+        size_t n = *upload_data_size;
+        if (r->too_big || r->body.len + n > h->max_body) return MHD_NO; /* close */
+        if (atomic_fetch_add(&h->buffered, n) + n > BODY_BUDGET) {
+            atomic_fetch_sub(&h->buffered, n);
+            log_warn("request bodies in progress exceed %zu bytes: closing a connection",
+                     BODY_BUDGET);
+            return MHD_NO;
         }
+        r->counted += n;
+        buf_append(&r->body, upload_data, n);
         *upload_data_size = 0;
         return MHD_YES;
     }
+    if (r->too_big) return MHD_YES; /* the 413 is already queued */
 
     if (strcmp(method, "GET") == 0 && strcmp(url, "/health") == 0) {
         buf b;
@@ -151,13 +182,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         buf_puts(&b, "{\"region\":");
         json_write_string(&b, h->api->region, strlen(h->api->region));
         buf_puts(&b, ",\"status\":\"ok\",\"version\":\"" MERIDIAN_VERSION "\"}");
-        return send_buf(conn, 200, &b, "application/json", NULL);
+        return send_buf(h, conn, 200, &b, "application/json", NULL);
     }
     if (strcmp(method, "GET") == 0 && strcmp(url, "/metrics") == 0) {
         buf b;
         buf_init(&b);
         metrics_render(h->m, h->api->d, &b);
-        return send_buf(conn, 200, &b, "text/plain; version=0.0.4", NULL);
+        return send_buf(h, conn, 200, &b, "text/plain; version=0.0.4", NULL);
     }
     if (strcmp(method, "POST") == 0) return serve_api(h, conn, url, method, r);
     buf b;
@@ -165,17 +196,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     err e;
     err_set(&e, ERR_UNKNOWN_OPERATION, "%s", "");
     api_error_body(&b, &e);
-    return send_buf(conn, strcmp(method, "GET") == 0 ? 404 : 405, &b, JSON_CONTENT_TYPE, NULL);
+    return send_buf(h, conn, strcmp(method, "GET") == 0 ? 404 : 405, &b, JSON_CONTENT_TYPE, NULL);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)cls;
     (void)conn;
     (void)toe;
+    http_server *h = cls;
     http_req *r = *con_cls;
     if (!r) return;
+    atomic_fetch_sub(&h->buffered, r->counted);
+    atomic_fetch_sub(&h->inflight, 1);
     buf_free(&r->body);
     free(r);
     *con_cls = NULL;
@@ -222,7 +255,7 @@ http_server *http_start(const http_options *opt, api_server *api, metrics *m, er
         (unsigned int)opt->idle_timeout, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned int)opt->max_connections, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)65536,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
-        MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
+        MHD_OPTION_END);
     if (!h->daemon) {
         free(h);
         err_set(e, ERR_INTERNAL, "cannot listen on %s:%d (address in use or not available)",
@@ -234,8 +267,19 @@ http_server *http_start(const http_options *opt, api_server *api, metrics *m, er
 
 void http_quiesce(http_server *h)
 {
+    atomic_store(&h->draining, true);
     MHD_socket s = MHD_quiesce_daemon(h->daemon);
     if (s != MHD_INVALID_SOCKET) close(s);
+}
+
+int http_drain(http_server *h, unsigned timeout_ms)
+{
+    for (unsigned waited = 0; atomic_load(&h->inflight) > 0; waited += 10) {
+        if (waited >= timeout_ms) return -1;
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return 0;
 }
 
 void http_stop(http_server *h)

@@ -28,8 +28,12 @@ typedef struct http_server http_server;
 
 /* Starts serving; returns NULL with e set if the address cannot be bound. */
 http_server *http_start(const http_options *opt, api_server *api, metrics *m, err *e);
-/* Stops accepting new connections (first step of a drain). */
+/* Stops accepting new connections (first step of a drain); responses from
+ * now on carry `Connection: close`. */
 void http_quiesce(http_server *h);
+/* Waits until every request already begun has had its response sent (or
+ * timeout_ms passes: returns -1). Idle keep-alive connections do not count. */
+int http_drain(http_server *h, unsigned timeout_ms);
 /* Waits for in-flight requests, closes every connection, frees. */
 void http_stop(http_server *h);
 

@@ -26,7 +26,6 @@ struct metrics {
     char region[128];
     uint64_t start_ms;
     op_stats ops[MAX_OPS + 1]; /* last slot: unknown operation */
-    atomic_uint_fast64_t rejected;
 };
 
 metrics *metrics_new(const char *region)
@@ -54,11 +53,6 @@ void metrics_observe_request(metrics *m, int op, int outcome, double seconds)
         b++;
     atomic_fetch_add_explicit(&s->bucket[b], 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&s->sum_us, (uint64_t)(seconds * 1e6), memory_order_relaxed);
-}
-
-void metrics_count_rejected_connection(metrics *m)
-{
-    atomic_fetch_add_explicit(&m->rejected, 1, memory_order_relaxed);
 }
 
 void metrics_render(metrics *m, db *d, buf *out)
@@ -113,11 +107,6 @@ void metrics_render(metrics *m, db *d, buf *out)
                "# HELP meridian_disk_bytes Size of the region's SST files.\n"
                "# TYPE meridian_disk_bytes gauge\nmeridian_disk_bytes %llu\n",
                (unsigned long long)store_disk_bytes(d->st));
-    buf_printf(out,
-               "# HELP meridian_connections_rejected_total Connections refused at the limit.\n"
-               "# TYPE meridian_connections_rejected_total counter\n"
-               "meridian_connections_rejected_total %llu\n",
-               (unsigned long long)atomic_load(&m->rejected));
     buf_printf(out,
                "# HELP meridian_up 1 while the region serves requests.\n"
                "# TYPE meridian_up gauge\nmeridian_up{region=\"%s\"} 1\n"

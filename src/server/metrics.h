@@ -6,7 +6,6 @@
  *   meridian_request_duration_seconds{operation}      histogram
  *   meridian_items_stored, meridian_bytes_stored      gauges (all tables)
  *   meridian_disk_bytes                               gauge (SST files)
- *   meridian_connections_rejected_total               counter
  *   meridian_up, meridian_start_time_seconds          gauges
  * Updates are lock-free atomic increments; rendering reads them relaxed.
  */
@@ -26,7 +25,6 @@ void metrics_free(metrics *m);
 /* op: dispatcher index (api_op_name) or -1 for requests that named no known
  * operation; outcome 0/1/2 as in api_response. */
 void metrics_observe_request(metrics *m, int op, int outcome, double seconds);
-void metrics_count_rejected_connection(metrics *m);
 void metrics_render(metrics *m, db *d, buf *out);
 
 #endif

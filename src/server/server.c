@@ -338,6 +338,10 @@ int server_run(const server_config *cfg)
     }
     log_info("received %s: draining", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     http_quiesce(http);
+    unsigned drain_ms = (cfg->idle_timeout + 1) * 1000u;
+    if (drain_ms > 30000) drain_ms = 30000;
+    if (http_drain(http, drain_ms) < 0)
+        log_warn("requests still in progress after %u ms: closing their connections", drain_ms);
     http_stop(http);
     sigv4_verifier_free(verifier);
     metrics_free(m);

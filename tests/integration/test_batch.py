@@ -181,9 +181,12 @@ class BatchGetTest(harness.TestCase):
 
     def test_more_than_100_keys(self):
         keys = [{"pk": S("k-%d" % i)} for i in range(101)]
+        # 101 keys for one table break that table's Keys constraint ...
         self.assertValidation(lambda: raw.batch_get_item(RequestItems={A: {"Keys": keys}}),
-                              contains="Too many items requested for the BatchGetItem call")
-        # Also when the 101 keys are spread over two tables.
+                              contains=["1 validation error detected: Value ",
+                                        "failed to satisfy constraint: Member must have length less than or "
+                                        "equal to 100"])
+        # ... and over two tables the total is too many.
         self.assertValidation(
             lambda: raw.batch_get_item(RequestItems={
                 A: {"Keys": keys[:60]}, B: {"Keys": [{"id": N(i), "r": S("g")} for i in range(41)]}}),

@@ -570,10 +570,10 @@ class UpdateErrorTest(harness.TestCase):
                               "operator or function: +, operand type: S")
         self.assertValidation(self.upd("ADD n :s", {":s": S("x")}),
                               "Invalid UpdateExpression: Incorrect operand type for operator or function; "
-                              "operator: ADD, operand type: STRING")
+                              "operator: ADD, operand type: STRING, typeSet: ALLOWED_FOR_ADD_OPERAND")
         self.assertValidation(self.upd("DELETE ss :s", {":s": S("a")}),
                               "Invalid UpdateExpression: Incorrect operand type for operator or function; "
-                              "operator: DELETE, operand type: STRING")
+                              "operator: DELETE, operand type: STRING, typeSet: ALLOWED_FOR_DELETE_OPERAND")
         self.assertValidation(self.upd("SET l = list_append(l, :s)", {":s": S("x")}),
                               "Invalid UpdateExpression: Incorrect operand type for operator or function; "
                               "operator or function: list_append, operand type: S")
