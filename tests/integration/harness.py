@@ -50,7 +50,6 @@ except ImportError:  # pragma: no cover - depends on the machine
 
 import base64
 import datetime
-import functools
 import http.client
 import json
 import shutil

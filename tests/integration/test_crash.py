@@ -12,13 +12,13 @@ import threading
 import time
 
 import harness
-from harness import ClientError, create_table, requires_meridian
+from harness import create_table, requires_meridian
 
 T = "crash"
 THREADS = 4
 LOAD_SECONDS = 5.0        # writers stop on their own after this long
 KILL_AFTER_SECONDS = 2.0  # the kill comes while they are still writing
-MIN_ACKS_BEFORE_KILL = 50
+MIN_ACKS_BEFORE_KILL = 20  # low enough for sanitizer builds
 
 
 class Writer(threading.Thread):

@@ -2,16 +2,18 @@
 attribute type (S, N, B, BOOL, NULL, M, L, SS, NS, BS, nested), ReturnValues,
 ConsistentRead, ProjectionExpression on GetItem, number normalisation and
 limits (38 digits, overflow/underflow), size limits (400 KB items, 2048-byte
-partition keys, 1024-byte sort keys) and the validation errors of keys and
-attribute values, with DynamoDB's messages.
+partition keys, 1024-byte sort keys), the validation errors of keys and
+attribute values with DynamoDB's messages, and single-item atomicity under
+concurrent clients (ADD, conditional create, optimistic locking).
 """
 
 import decimal
+import threading
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 import harness
-from harness import create_table
+from harness import ClientError, create_table
 
 server = None
 c = None
@@ -433,3 +435,85 @@ class AttributeValueValidationTest(harness.TestCase):
         self.assertValidation(lambda: raw.put_item(TableName=T),
                               "1 validation error detected: Value null at 'item' failed to satisfy "
                               "constraint: Member must not be null")
+
+
+class ConcurrencyTest(harness.TestCase):
+    """Single-item atomicity under concurrent clients (bounded request counts)."""
+
+    THREADS = 4
+    PER_THREAD = 50
+
+    def run_threads(self, fn):
+        errors = []
+
+        def wrap(tid):
+            try:
+                fn(tid, harness.client(server))
+            except Exception as ex:  # reported below
+                errors.append(repr(ex))
+
+        threads = [threading.Thread(target=wrap, args=(t,), daemon=True) for t in range(self.THREADS)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+            self.assertFalse(t.is_alive(), "worker thread hung")
+        self.assertEqual(errors, [])
+
+    def test_concurrent_add_loses_no_increment(self):
+        def work(tid, cl):
+            for _ in range(self.PER_THREAD):
+                cl.update_item(TableName=T, Key={"pk": S("atomic-counter")}, UpdateExpression="ADD n :one, ss :me",
+                               ExpressionAttributeValues={":one": N("1"), ":me": {"SS": ["t%d" % tid]}})
+
+        self.run_threads(work)
+        item = c.get_item(TableName=T, Key={"pk": S("atomic-counter")}, ConsistentRead=True)["Item"]
+        self.assertEqual(item["n"], N(str(self.THREADS * self.PER_THREAD)))
+        self.assertEqual(sorted(item["ss"]["SS"]), ["t%d" % i for i in range(self.THREADS)])
+
+    def test_conditional_create_has_one_winner(self):
+        wins = {}
+        lock = threading.Lock()
+
+        def work(tid, cl):
+            for i in range(self.PER_THREAD):
+                try:
+                    cl.put_item(TableName=T, Item={"pk": S("race-%d" % i), "owner": S("t%d" % tid)},
+                                ConditionExpression="attribute_not_exists(pk)")
+                    with lock:
+                        wins.setdefault(i, []).append(tid)
+                except ClientError as ex:
+                    if harness.err_code(ex) != "ConditionalCheckFailedException":
+                        raise
+
+        self.run_threads(work)
+        self.assertEqual(sorted(wins), list(range(self.PER_THREAD)))
+        for i, winners in wins.items():
+            self.assertEqual(len(winners), 1, "key race-%d created by %r" % (i, winners))
+            item = c.get_item(TableName=T, Key={"pk": S("race-%d" % i)}, ConsistentRead=True)["Item"]
+            self.assertEqual(item["owner"], S("t%d" % winners[0]))
+
+    def test_optimistic_locking(self):
+        c.put_item(TableName=T, Item={"pk": S("versioned"), "version": N("0")})
+        won = []
+        lock = threading.Lock()
+
+        def work(tid, cl):
+            for _ in range(self.PER_THREAD):
+                cur = cl.get_item(TableName=T, Key={"pk": S("versioned")}, ConsistentRead=True)["Item"]["version"]["N"]
+                try:
+                    cl.update_item(TableName=T, Key={"pk": S("versioned")}, UpdateExpression="SET version = :new",
+                                   ConditionExpression="version = :cur",
+                                   ExpressionAttributeValues={":cur": N(cur), ":new": N(str(int(cur) + 1))})
+                    with lock:
+                        won.append(int(cur))
+                except ClientError as ex:
+                    if harness.err_code(ex) != "ConditionalCheckFailedException":
+                        raise
+
+        self.run_threads(work)
+        # Every version number was won exactly once, in sequence.
+        self.assertEqual(sorted(won), list(range(len(won))))
+        final = c.get_item(TableName=T, Key={"pk": S("versioned")}, ConsistentRead=True)["Item"]["version"]
+        self.assertEqual(final, N(str(len(won))))
+        self.assertGreaterEqual(len(won), self.PER_THREAD)

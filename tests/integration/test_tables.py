@@ -7,7 +7,7 @@ throughput, and account isolation between access keys of different accounts.
 import datetime
 
 import harness
-from harness import KEY1, KEY2, KEY3, ClientError, create_table
+from harness import KEY1, KEY2, KEY3, create_table
 
 server = None
 
