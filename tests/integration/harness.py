@@ -402,14 +402,14 @@ def start_server(**kw):
 # -- clients -----------------------------------------------------------------
 
 def client(server, access_key=None, secret=None, region=None, validate=True,
-           read_timeout=30, connect_timeout=5):
-    """A boto3 DynamoDB client for server, retries disabled."""
+           read_timeout=30, connect_timeout=5, attempts=1):
+    """A boto3 DynamoDB client for server, retries disabled unless attempts > 1."""
     if access_key is None:
         access_key, secret = server.credentials[0][0], server.credentials[0][1]
     cfg = Config(
         # One attempt in total (botocore's max_attempts counts *re*tries, so
         # total_max_attempts=1 is what "retries disabled" means).
-        retries={"total_max_attempts": 1, "mode": "standard"},
+        retries={"total_max_attempts": attempts, "mode": "standard"},
         connect_timeout=connect_timeout, read_timeout=read_timeout,
         parameter_validation=validate,
         tcp_keepalive=False,
