@@ -81,8 +81,7 @@ typedef struct expr_update expr_update; /* opaque update program */
 /* Parsers. Return 0, or -1 with e set (ERR_VALIDATION) and DynamoDB's message
  * ("Invalid <Kind>: ..."). An empty or all-blank text is an error too:
  * "Invalid <Kind>: The expression can not be empty;". */
-int expr_parse_condition(expr_env *env, expr_kind kind, const char *text, expr_node **out,
-                         err *e);
+int expr_parse_condition(expr_env *env, expr_kind kind, const char *text, expr_node **out, err *e);
 int expr_parse_projection(expr_env *env, const char *text, expr_projection **out, err *e);
 int expr_parse_update(expr_env *env, const char *text, expr_update **out, err *e);
 
@@ -98,8 +97,8 @@ int expr_eval_condition(const expr_node *cond, const mv_value *item, arena *a, e
  * not exist in the item", "An operand in the update expression has an
  * incorrect data type", "Two document paths overlap with each other; must
  * remove or rewrite one of these paths; path one: [a], path two: [a, b]". */
-int expr_apply_update(const expr_update *upd, const mv_value *old_item, arena *a,
-                      mv_value **out, err *e);
+int expr_apply_update(const expr_update *upd, const mv_value *old_item, arena *a, mv_value **out,
+                      err *e);
 /* The document paths an update assigns or removes, in order (for
  * ReturnValues UPDATED_OLD/UPDATED_NEW and for refusing key updates). */
 const expr_projection *expr_update_paths(const expr_update *upd);

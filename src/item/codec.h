@@ -33,8 +33,7 @@ int item_decode(arena *a, const uint8_t *p, size_t len, mv_value **out);
 /* Appends enc(v) for an S, N or B value. */
 void key_encode_scalar(buf *out, const mv_value *v);
 /* Decodes enc() of a scalar of type t at [*p, end), advancing *p. */
-int key_decode_scalar(arena *a, mv_type t, const uint8_t **p, const uint8_t *end,
-                      mv_value **out);
+int key_decode_scalar(arena *a, mv_type t, const uint8_t **p, const uint8_t *end, mv_value **out);
 
 /* Stable 32-bit hash of an encoded partition key (part of the on-disk format). */
 uint32_t key_hash(const uint8_t *enc_pk, size_t len);

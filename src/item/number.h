@@ -22,15 +22,15 @@
 #define NUM_MIN_EXP    (-129) /* 1e-130 == 0.1 * 10^-129 */
 #define NUM_MAX_EXP    126    /* 9.99..e+125 == 0.99.. * 10^126 */
 /* Longest canonical text: sign, "0.", 129 zeros, 38 digits, or 126 digits. */
-#define NUM_TEXT_MAX   180
+#define NUM_TEXT_MAX 180
 /* Longest key encoding (num_key_encode). */
-#define NUM_KEY_MAX    24
+#define NUM_KEY_MAX 24
 
 typedef struct num {
-    bool neg;                         /* false for zero */
-    int16_t exp;                      /* decimal exponent, see above */
-    uint8_t ndigits;                  /* 0 means the value is zero */
-    uint8_t digits[NUM_MAX_DIGITS];   /* each 0..9, most significant first */
+    bool neg;                       /* false for zero */
+    int16_t exp;                    /* decimal exponent, see above */
+    uint8_t ndigits;                /* 0 means the value is zero */
+    uint8_t digits[NUM_MAX_DIGITS]; /* each 0..9, most significant first */
 } num;
 
 /* Parses DynamoDB number text: optional sign, digits with optional '.', optional

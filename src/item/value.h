@@ -78,7 +78,8 @@ mv_type mv_set_elem_type(mv_type set_type);
 mv_type mv_set_type_of(mv_type elem_type);
 
 /* Constructors (arena-allocated; strings are copied). */
-mv_value *mv_new_str(arena *a, mv_type t, const char *p, size_t len); /* S, N (must be canonical), B */
+mv_value *mv_new_str(arena *a, mv_type t, const char *p,
+                     size_t len); /* S, N (must be canonical), B */
 mv_value *mv_new_bool(arena *a, bool b);
 mv_value *mv_new_null(arena *a);
 /* Takes ownership of the members array (arena memory); sorts it and rejects
