@@ -29,51 +29,6 @@
 
 #define BATCH_GET_RESPONSE_MAX (16u * 1024u * 1024u)
 
-/* ---- constraint violations ("1 validation error detected: ...") ---- */
-
-typedef struct verrs {
-    int n;
-    size_t off;
-    char msg[960];
-} verrs;
-
-static void verr_add(verrs *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void verr_add(verrs *v, const char *fmt, ...)
-{
-    size_t room = sizeof(v->msg) - v->off;
-    if (v->n > 0 && room > 2) {
-        memcpy(v->msg + v->off, "; ", 3);
-        v->off += 2;
-        room -= 2;
-    }
-    v->n++;
-    if (room <= 1) return;
-    va_list ap;
-    va_start(ap, fmt);
-    int w = vsnprintf(v->msg + v->off, room, fmt, ap);
-    va_end(ap);
-    if (w > 0) v->off += (size_t)w < room ? (size_t)w : room - 1;
-}
-
-static int verr_finish(op_ctx *c, const verrs *v)
-{
-    if (v->n == 0) return 0;
-    return err_validation(c->e, "%d validation error%s detected: %s", v->n, v->n > 1 ? "s" : "",
-                          v->msg);
-}
-
-static void check_enum(verrs *v, const char *param, const char *val, const char *const *allowed,
-                       size_t n, const char *listing)
-{
-    if (!val) return;
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(val, allowed[i]) == 0) return;
-    verr_add(v,
-             "Value '%.300s' at '%s' failed to satisfy constraint: Member must satisfy enum "
-             "value set: [%s]",
-             val, param, listing);
-}
-
 static bool table_name_ok(const char *name)
 {
     size_t n = strlen(name);
@@ -186,7 +141,7 @@ static int get_shape(op_ctx *c, const cJSON *ri, get_table **out, size_t *n_out)
     memset(&v, 0, sizeof(v));
     const char *rcc;
     if (req_string(c, c->req, "ReturnConsumedCapacity", false, &rcc) < 0) return -1;
-    check_enum(&v, "returnConsumedCapacity", rcc, RCC_VALUES, 3, "INDEXES, TOTAL, NONE");
+    verr_check_enum(&v, "returnConsumedCapacity", rcc, RCC_VALUES, 3, "INDEXES, TOTAL, NONE");
     if (!ri) {
         verr_add(&v, "Value null at 'requestItems' failed to satisfy constraint: Member must not "
                      "be null");
@@ -431,8 +386,8 @@ static int write_shape(op_ctx *c, const cJSON *ri, size_t *n_tables)
     if (req_string(c, c->req, "ReturnConsumedCapacity", false, &rcc) < 0 ||
         req_string(c, c->req, "ReturnItemCollectionMetrics", false, &ricm) < 0)
         return -1;
-    check_enum(&v, "returnConsumedCapacity", rcc, RCC_VALUES, 3, "INDEXES, TOTAL, NONE");
-    check_enum(&v, "returnItemCollectionMetrics", ricm, RICM_VALUES, 2, "SIZE, NONE");
+    verr_check_enum(&v, "returnConsumedCapacity", rcc, RCC_VALUES, 3, "INDEXES, TOTAL, NONE");
+    verr_check_enum(&v, "returnItemCollectionMetrics", ricm, RICM_VALUES, 2, "SIZE, NONE");
     if (!ri) {
         verr_add(&v, "Value null at 'requestItems' failed to satisfy constraint: Member must not "
                      "be null");

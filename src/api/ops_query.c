@@ -29,39 +29,6 @@
 #include "item/codec.h"
 #include "item/json.h"
 
-/* ---- constraint violations ("1 validation error detected: ...") ---- */
-
-typedef struct verrs {
-    int n;
-    size_t off;
-    char msg[960];
-} verrs;
-
-static void verr_add(verrs *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void verr_add(verrs *v, const char *fmt, ...)
-{
-    size_t room = sizeof(v->msg) - v->off;
-    if (v->n > 0 && room > 2) {
-        memcpy(v->msg + v->off, "; ", 3);
-        v->off += 2;
-        room -= 2;
-    }
-    v->n++;
-    if (room <= 1) return;
-    va_list ap;
-    va_start(ap, fmt);
-    int w = vsnprintf(v->msg + v->off, room, fmt, ap);
-    va_end(ap);
-    if (w > 0) v->off += (size_t)w < room ? (size_t)w : room - 1;
-}
-
-static int verr_finish(op_ctx *c, const verrs *v)
-{
-    if (v->n == 0) return 0;
-    return err_validation(c->e, "%d validation error%s detected: %s", v->n, v->n > 1 ? "s" : "",
-                          v->msg);
-}
-
 static bool name_char_ok(char ch)
 {
     return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
@@ -90,18 +57,6 @@ static void check_name(verrs *v, const char *param, const char *name, bool requi
         verr_add(v,
                  "Value '%.300s' at '%s' failed to satisfy constraint: Member must have length %s",
                  name, param, n < 3 ? "greater than or equal to 3" : "less than or equal to 255");
-}
-
-static void check_enum(verrs *v, const char *param, const char *val, const char *const *allowed,
-                       size_t n, const char *listing)
-{
-    if (!val) return;
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(val, allowed[i]) == 0) return;
-    verr_add(v,
-             "Value '%.300s' at '%s' failed to satisfy constraint: Member must satisfy enum "
-             "value set: [%s]",
-             val, param, listing);
 }
 
 /* ---- byte strings (storage keys and bounds) ---- */
@@ -247,7 +202,7 @@ static int read_params(op_ctx *c, page_req *p)
                  "Value '%lld' at 'limit' failed to satisfy constraint: Member must have value "
                  "greater than or equal to 1",
                  p->limit);
-    check_enum(&v, "returnConsumedCapacity", p->rcc, RCC_VALUES, 3, "INDEXES, TOTAL, NONE");
+    verr_check_enum(&v, "returnConsumedCapacity", p->rcc, RCC_VALUES, 3, "INDEXES, TOTAL, NONE");
     if (!p->is_query && p->has_segment) {
         if (p->segment < 0)
             verr_add(&v,
@@ -260,8 +215,8 @@ static int read_params(op_ctx *c, page_req *p)
                      "value less than or equal to 999999",
                      p->segment);
     }
-    check_enum(&v, "select", p->select, SELECT_VALUES, 4,
-               "SPECIFIC_ATTRIBUTES, COUNT, ALL_ATTRIBUTES, ALL_PROJECTED_ATTRIBUTES");
+    verr_check_enum(&v, "select", p->select, SELECT_VALUES, 4,
+                    "SPECIFIC_ATTRIBUTES, COUNT, ALL_ATTRIBUTES, ALL_PROJECTED_ATTRIBUTES");
     if (!p->is_query && p->has_total) {
         if (p->total < 1)
             verr_add(&v,

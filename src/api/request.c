@@ -3,6 +3,7 @@
 #include "api/request.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -263,4 +264,40 @@ void req_consumed_capacity(op_ctx *c, bool *first, const char *table_name, doubl
     if (strcmp(v->valuestring, "INDEXES") == 0)
         buf_printf(c->out, ",\"Table\":{\"CapacityUnits\":%g}", units);
     buf_putc(c->out, '}');
+}
+
+void verr_add(verrs *v, const char *fmt, ...)
+{
+    size_t room = sizeof(v->msg) - v->off;
+    if (v->n > 0 && room > 2) {
+        memcpy(v->msg + v->off, "; ", 3);
+        v->off += 2;
+        room -= 2;
+    }
+    v->n++;
+    if (room <= 1) return;
+    va_list ap;
+    va_start(ap, fmt);
+    int w = vsnprintf(v->msg + v->off, room, fmt, ap);
+    va_end(ap);
+    if (w > 0) v->off += (size_t)w < room ? (size_t)w : room - 1;
+}
+
+int verr_finish(op_ctx *c, const verrs *v)
+{
+    if (v->n == 0) return 0;
+    return err_validation(c->e, "%d validation error%s detected: %s", v->n, v->n > 1 ? "s" : "",
+                          v->msg);
+}
+
+void verr_check_enum(verrs *v, const char *param, const char *val, const char *const *allowed,
+                     size_t n, const char *listing)
+{
+    if (!val) return;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(val, allowed[i]) == 0) return;
+    verr_add(v,
+             "Value '%.300s' at '%s' failed to satisfy constraint: Member must satisfy enum "
+             "value set: [%s]",
+             val, param, listing);
 }

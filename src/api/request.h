@@ -52,6 +52,21 @@ int req_string(op_ctx *c, const cJSON *o, const char *name, bool required, const
 int req_bool(op_ctx *c, const cJSON *o, const char *name, bool *out);
 int req_int(op_ctx *c, const cJSON *o, const char *name, bool *present, long long *out);
 
+/* Collects DynamoDB constraint violations of one request and reports them
+ * together: "2 validation errors detected: Value ...; Value ...". */
+typedef struct verrs {
+    int n;
+    size_t off;
+    char msg[960];
+} verrs;
+void verr_add(verrs *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Returns 0 if nothing was collected, else -1 with c->e set. */
+int verr_finish(op_ctx *c, const verrs *v);
+/* Adds the enum-constraint violation for val (if set and not one of the n
+ * allowed values); listing is how DynamoDB prints the set, e.g. "NONE, TOTAL". */
+void verr_check_enum(verrs *v, const char *param, const char *val, const char *const *allowed,
+                     size_t n, const char *listing);
+
 /* Looks up TableName (validating it: 3-255 chars of [a-zA-Z0-9_.-]) in the
  * caller's account. ResourceNotFoundException "Requested resource not found"
  * if absent. The returned table is counted: release with table_release(). */
