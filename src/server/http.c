@@ -42,6 +42,7 @@ typedef struct http_req {
     buf body;
     size_t counted; /* bytes of body charged to the server's budget */
     int too_big;
+    int executing; /* request complete, handler running or response pending */
     struct timespec start;
 } http_req;
 
@@ -147,7 +148,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         buf_init(&r->body);
         clock_gettime(CLOCK_MONOTONIC, &r->start);
         *con_cls = r;
-        atomic_fetch_add(&h->inflight, 1);
         /* A declared body over the limit is refused before any of it is read. */
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
         if (cl) {
@@ -175,6 +175,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
     if (r->too_big) return MHD_YES; /* the 413 is already queued */
+    /* The request is complete: from here until its response has been sent it
+     * counts for the shutdown drain (uploads still in progress do not: they
+     * were never acknowledged and are simply cut off). */
+    r->executing = 1;
+    atomic_fetch_add(&h->inflight, 1);
 
     if (strcmp(method, "GET") == 0 && strcmp(url, "/health") == 0) {
         buf b;
@@ -208,7 +213,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     http_req *r = *con_cls;
     if (!r) return;
     atomic_fetch_sub(&h->buffered, r->counted);
-    atomic_fetch_sub(&h->inflight, 1);
+    if (r->executing) atomic_fetch_sub(&h->inflight, 1);
     buf_free(&r->body);
     free(r);
     *con_cls = NULL;

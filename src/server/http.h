@@ -31,8 +31,9 @@ http_server *http_start(const http_options *opt, api_server *api, metrics *m, er
 /* Stops accepting new connections (first step of a drain); responses from
  * now on carry `Connection: close`. */
 void http_quiesce(http_server *h);
-/* Waits until every request already begun has had its response sent (or
- * timeout_ms passes: returns -1). Idle keep-alive connections do not count. */
+/* Waits until every request already received in full has had its response
+ * sent (or timeout_ms passes: returns -1). Idle keep-alive connections and
+ * uploads still in progress do not count. */
 int http_drain(http_server *h, unsigned timeout_ms);
 /* Waits for in-flight requests, closes every connection, frees. */
 void http_stop(http_server *h);
