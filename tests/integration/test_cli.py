@@ -139,6 +139,14 @@ class CliTest(harness.TestCase):
         self.assertNotEqual(rc, 0)
         self.assertIn("InvalidSignatureException", err)
 
+        # update-table: switch to provisioned capacity; bad input is refused
+        out = self.ok("update-table", "--table-name", T, "--billing-mode", "PROVISIONED",
+                      "--provisioned-throughput", "ReadCapacityUnits=7,WriteCapacityUnits=3")
+        self.assertEqual(out["TableDescription"]["ProvisionedThroughput"]["ReadCapacityUnits"], 7)
+        self.assertEqual(out["TableDescription"]["BillingModeSummary"]["BillingMode"], "PROVISIONED")
+        err = self.fails("update-table", "--table-name", T)
+        self.assertIn("ValidationException", err)
+
         # delete-table; then it is gone
         out = self.ok("delete-table", "--table-name", T)
         self.assertEqual(out["TableDescription"]["TableName"], T)
