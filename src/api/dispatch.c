@@ -229,6 +229,7 @@ static int route(api_server *s, const sigv4_request *req, api_response *resp, ar
     }
     op_ctx c = {
         .d = s->d,
+        .repl = s->repl,
         .region = s->region,
         .account = who->account,
         .req = json,

@@ -18,8 +18,11 @@
 
 typedef struct metrics metrics;
 
+struct repl;
+
 typedef struct api_server {
     db *d;
+    struct repl *repl;
     sigv4_verifier *verifier;
     const char *region;
     metrics *m;

@@ -9,6 +9,7 @@
 #include "api/ops.h"
 #include "clock/hlc.h"
 #include "item/json.h"
+#include "repl/repl.h"
 
 /* Table operations name a missing TableName differently from item operations. */
 static int table_name_param(op_ctx *c, const char **name)
@@ -19,6 +20,8 @@ static int table_name_param(op_ctx *c, const char **name)
     if (req_string(c, c->req, "TableName", true, name) < 0) return -1;
     return req_table_name(c, "tableName", *name);
 }
+
+static int delete_own_replica(op_ctx *c, table *t);
 
 static void write_str_field(buf *out, const char *name, const char *val, bool comma)
 {
@@ -77,6 +80,22 @@ static void write_table_description(op_ctx *c, table *t, const char *status)
     else
         buf_puts(o, ",\"BillingModeSummary\":{\"BillingMode\":\"PROVISIONED\"}");
     buf_printf(o, ",\"DeletionProtectionEnabled\":%s", s.deletion_protection ? "true" : "false");
+    if (s.n_replicas > 0) {
+        buf_puts(o, ",\"GlobalTableVersion\":\"2019.11.21\",\"Replicas\":[");
+        for (size_t i = 0; i < s.n_replicas; i++) {
+            const table_replica *rp = &s.replicas[i];
+            buf_puts(o, i ? ",{" : "{");
+            write_str_field(o, "RegionName", rp->region, false);
+            write_str_field(o, "ReplicaStatus",
+                            rp->status == REPLICA_ACTIVE ? "ACTIVE" : "CREATING", true);
+            int pct =
+                rp->status == REPLICA_ACTIVE ? 100 : repl_backfill_percent(c->repl, rp->region);
+            if (rp->status != REPLICA_ACTIVE && pct >= 0)
+                buf_printf(o, ",\"ReplicaStatusPercentProgress\":\"%d\"", pct);
+            buf_putc(o, '}');
+        }
+        buf_putc(o, ']');
+    }
     buf_putc(o, '}');
 }
 
@@ -340,8 +359,26 @@ int op_delete_table(op_ctx *c)
     if (!t)
         return err_set(c->e, ERR_RESOURCE_NOT_FOUND,
                        "Requested resource not found: Table: %s not found", name);
+    pthread_mutex_lock(&t->settings_mu);
+    bool global = table_settings_replicated(&t->settings);
+    bool protected_ = t->settings.deletion_protection;
+    pthread_mutex_unlock(&t->settings_mu);
+    if (global) {
+        /* DeleteTable on a global table removes this region's replica only. */
+        int rc = protected_ ? err_validation(c->e, "Resource cannot be deleted as it is currently "
+                                                   "protected against deletion. Disable deletion "
+                                                   "protection first.")
+                            : delete_own_replica(c, t);
+        if (rc == 0) {
+            buf_puts(c->out, "{\"TableDescription\":");
+            write_table_description(c, t, "DELETING");
+            buf_putc(c->out, '}');
+        }
+        table_release(t);
+        return rc;
+    }
     table_release(t);
-    if (catalog_delete(c->d->cat, c->account, name, &t, c->e) < 0) return -1;
+    if (catalog_delete(c->d->cat, c->account, name, false, NULL, &t, c->e) < 0) return -1;
     buf_puts(c->out, "{\"TableDescription\":");
     write_table_description(c, t, "DELETING");
     buf_putc(c->out, '}');
@@ -349,11 +386,29 @@ int op_delete_table(op_ctx *c)
     return 0;
 }
 
+typedef struct ddl_ctx {
+    op_ctx *c;
+    const char *region; /* ReplicaUpdates: the region created or deleted */
+    bool create;
+    uint64_t seq; /* the replication log entry of the change, if logged */
+    bool logged;
+} ddl_ctx;
+
+/* Stamps a new descriptor version and logs the descriptor, so that every
+ * replica region adopts the change (last writer wins on the version). */
+static void log_descriptor(ddl_ctx *x, table *t, table_settings *s, store_batch *b)
+{
+    s->version = hlc_now(&x->c->d->clock);
+    x->seq = db_log_descriptor(x->c->d, t, s, b);
+    x->logged = true;
+}
+
 /* Applies UpdateTable's parameters to a copy of the settings; runs under
  * the catalog's DDL lock (catalog_update_settings). */
-static int apply_table_update(void *ctx, table_settings *s, err *e)
+static int apply_table_update(void *ctx, table *t, table_settings *s, store_batch *b, err *e)
 {
-    op_ctx *c = ctx;
+    ddl_ctx *x = ctx;
+    op_ctx *c = x->c;
     (void)e;
     bool changed = false;
     if (read_billing(c, s, false, &changed) < 0) return -1;
@@ -369,21 +424,142 @@ static int apply_table_update(void *ctx, table_settings *s, err *e)
         return err_validation(c->e, "At least one of ProvisionedThroughput, BillingMode, "
                                     "UpdateStreamEnabled, GlobalSecondaryIndexUpdates or "
                                     "SSESpecification or ReplicaUpdates is required");
+    if (table_settings_replicated(s)) log_descriptor(x, t, s, b);
     return 0;
+}
+
+static int insert_replica(table_settings *s, const char *region, replica_status st)
+{
+    if (s->n_replicas == TABLE_REPLICAS_MAX) return -1;
+    size_t i = 0;
+    while (i < s->n_replicas && strcmp(s->replicas[i].region, region) < 0)
+        i++;
+    memmove(&s->replicas[i + 1], &s->replicas[i], (s->n_replicas - i) * sizeof(table_replica));
+    memset(&s->replicas[i], 0, sizeof(table_replica));
+    snprintf(s->replicas[i].region, sizeof(s->replicas[i].region), "%s", region);
+    s->replicas[i].status = st;
+    s->n_replicas++;
+    return 0;
+}
+
+static void remove_replica(table_settings *s, const char *region)
+{
+    for (size_t i = 0; i < s->n_replicas; i++) {
+        if (strcmp(s->replicas[i].region, region) == 0) {
+            memmove(&s->replicas[i], &s->replicas[i + 1],
+                    (s->n_replicas - i - 1) * sizeof(table_replica));
+            s->n_replicas--;
+            return;
+        }
+    }
+}
+
+/* ReplicaUpdates Create/Delete, under the catalog's DDL lock. */
+static int apply_replica_update(void *ctx, table *t, table_settings *s, store_batch *b, err *e)
+{
+    ddl_ctx *x = ctx;
+    op_ctx *c = x->c;
+    (void)e;
+    bool exists = table_settings_replica(s, x->region) != NULL;
+    if (x->create) {
+        if (exists || strcmp(x->region, c->region) == 0)
+            return err_validation(c->e,
+                                  "Failed to create a the new replica of table with name: '%s' "
+                                  "because one or more replicas already existed as tables.",
+                                  t->name);
+        if (s->n_replicas == 0) insert_replica(s, c->region, REPLICA_ACTIVE);
+        if (insert_replica(s, x->region, REPLICA_CREATING) < 0)
+            return err_set(c->e, ERR_LIMIT_EXCEEDED, "A global table can have at most %d replicas",
+                           TABLE_REPLICAS_MAX);
+        /* This region owes the new replica a back-fill of its contents. */
+        buf k;
+        buf_init(&k);
+        repl_backfill_marker(&k, x->region, t->uid);
+        store_batch_put(b, STORE_CF_META, k.data, k.len, "", 0);
+        buf_free(&k);
+    } else {
+        if (!exists)
+            return err_validation(c->e,
+                                  "Update global table operation failed because the replica in "
+                                  "region %s does not exist for table %s",
+                                  x->region, t->name);
+        remove_replica(s, x->region);
+    }
+    log_descriptor(x, t, s, b);
+    return 0;
+}
+
+/* Removes this region's own replica of a global table: the others are told
+ * (a logged descriptor without it), then the local table goes. */
+static int delete_own_replica(op_ctx *c, table *t)
+{
+    ddl_ctx x = {.c = c, .region = c->region, .create = false};
+    int rc = catalog_update_settings(c->d->cat, t, apply_replica_update, &x, c->e);
+    if (x.logged) rlog_done(&c->d->log, x.seq);
+    if (rc < 0) return -1;
+    repl_kick(c->repl);
+    table *gone;
+    if (catalog_delete(c->d->cat, t->account, t->name, true, NULL, &gone, c->e) < 0) return -1;
+    table_release(gone);
+    return 0;
+}
+
+static int replica_update(op_ctx *c, table *t)
+{
+    const cJSON *ru = req_get(c->req, "ReplicaUpdates");
+    if (!cJSON_IsArray(ru))
+        return err_set(c->e, ERR_SERIALIZATION, "Unexpected value type in payload");
+    if (cJSON_GetArraySize(ru) != 1)
+        return err_validation(c->e, "One or more parameter values were invalid: exactly one "
+                                    "replica update is supported per UpdateTable request");
+    const cJSON *u = cJSON_GetArrayItem(ru, 0);
+    const cJSON *create = req_get(u, "Create"), *del = req_get(u, "Delete");
+    if (!create == !del) {
+        if (req_get(u, "Update")) return unsupported(c, "ReplicaUpdates Update");
+        return err_validation(c->e, "One or more parameter values were invalid: a replica update "
+                                    "must have exactly one of Create or Delete");
+    }
+    const char *region;
+    if (req_string(c, create ? create : del, "RegionName", true, &region) < 0) return -1;
+    if (create && !(c->repl && repl_is_peer(c->repl, region)) && strcmp(region, c->region) != 0)
+        return err_validation(c->e,
+                              "One or more parameter values were invalid: region %s is not a peer "
+                              "of this region (start it with --peer %s=HOST:PORT)",
+                              region, region);
+    if (del && strcmp(region, c->region) == 0) return delete_own_replica(c, t);
+    ddl_ctx x = {.c = c, .region = region, .create = create != NULL};
+    int rc = catalog_update_settings(c->d->cat, t, apply_replica_update, &x, c->e);
+    if (x.logged) rlog_done(&c->d->log, x.seq);
+    if (rc == 0) repl_kick(c->repl);
+    return rc;
 }
 
 int op_update_table(op_ctx *c)
 {
     const char *name;
     if (table_name_param(c, &name) < 0) return -1;
-    if (req_get(c->req, "ReplicaUpdates")) return unsupported(c, "ReplicaUpdates (global tables)");
     if (req_get(c->req, "GlobalSecondaryIndexUpdates"))
         return unsupported(c, "GlobalSecondaryIndexUpdates");
     table *t = catalog_get(c->d->cat, c->account, name);
     if (!t)
         return err_set(c->e, ERR_RESOURCE_NOT_FOUND,
                        "Requested resource not found: Table: %s not found", name);
-    int rc = catalog_update_settings(c->d->cat, t, apply_table_update, c, c->e);
+    int rc;
+    if (req_get(c->req, "ReplicaUpdates")) {
+        rc = replica_update(c, t);
+        if (rc == 0 && t->deleted) { /* this region's own replica was removed */
+            buf_puts(c->out, "{\"TableDescription\":");
+            write_table_description(c, t, "DELETING");
+            buf_putc(c->out, '}');
+            table_release(t);
+            return 0;
+        }
+    } else {
+        ddl_ctx x = {.c = c};
+        rc = catalog_update_settings(c->d->cat, t, apply_table_update, &x, c->e);
+        if (x.logged) rlog_done(&c->d->log, x.seq);
+        if (x.logged && rc == 0) repl_kick(c->repl);
+    }
     if (rc == 0) {
         buf_puts(c->out, "{\"TableDescription\":");
         write_table_description(c, t, "ACTIVE");

@@ -29,8 +29,11 @@
 #define BATCH_WRITE_MAX 25
 #define BATCH_GET_MAX   100
 
+struct repl;
+
 typedef struct op_ctx {
     db *d;               /* the region's database */
+    struct repl *repl;   /* replication (NULL in tests without peers) */
     const char *region;  /* this region's name */
     const char *account; /* the caller's account (from its access key) */
     cJSON *req;          /* request body (a JSON object) */

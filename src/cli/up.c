@@ -118,7 +118,7 @@ static void usage(void)
 
 int up_main(int argc, char **argv)
 {
-    const char *regions_arg = "us-east-1";
+    const char *regions_arg = "us-east-1,eu-west-1,ap-south-1";
     const char *dir = ".meridian";
     int base_port = 8000;
     static const struct option longopts[] = {

@@ -4,11 +4,19 @@
 #include <stdatomic.h>
 #include <time.h>
 
+static int64_t g_offset_ms;
+
+void hlc_set_offset_ms(int64_t offset)
+{
+    g_offset_ms = offset;
+}
+
 uint64_t hlc_wall_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    int64_t ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + g_offset_ms;
+    return ms > 0 ? (uint64_t)ms : 0;
 }
 
 void hlc_init(hlc *c)

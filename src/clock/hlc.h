@@ -29,7 +29,10 @@ uint64_t hlc_now(hlc *c);
 /* Records a timestamp seen from elsewhere (a replicated write, or the largest
  * version found on disk at start-up). */
 void hlc_observe(hlc *c, uint64_t ts);
-/* Wall clock in milliseconds (CLOCK_REALTIME). */
+/* Wall clock in milliseconds (CLOCK_REALTIME plus the test offset). */
 uint64_t hlc_wall_ms(void);
+/* Shifts this process's wall clock as seen by hlc_wall_ms (the test-only
+ * --clock-offset-ms flag: simulates a region whose clock is off). */
+void hlc_set_offset_ms(int64_t offset);
 
 #endif

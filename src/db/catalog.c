@@ -2,6 +2,7 @@
 #include "db/catalog.h"
 
 #include <cjson/cJSON.h>
+#include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,6 +78,7 @@ static table *table_clone_new(const table *tmpl)
     table *t = calloc(1, sizeof(*t));
     if (!t) abort();
     t->id = tmpl->id;
+    memcpy(t->uid, tmpl->uid, TABLE_UID_LEN);
     t->account = xstrdup(tmpl->account);
     t->name = xstrdup(tmpl->name);
     t->pk_name = xstrdup(tmpl->pk_name);
@@ -103,6 +105,7 @@ static table *table_clone_new(const table *tmpl)
     pthread_rwlockattr_destroy(&attr);
     atomic_init(&t->item_count, 0);
     atomic_init(&t->size_bytes, 0);
+    atomic_init(&t->conflicts, 0);
     atomic_init(&t->refs, 1);
     return t;
 }
@@ -116,12 +119,44 @@ static void table_key(buf *k, const char *account, const char *name)
     buf_puts(k, name);
 }
 
-static char *table_to_json(const table *t, const table_settings *s)
+static void hex_encode(char *out, const uint8_t *p, size_t n)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[p[i] >> 4];
+        out[2 * i + 1] = digits[p[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+static int hex_decode(const char *s, uint8_t *out, size_t n)
+{
+    if (strlen(s) != 2 * n) return -1;
+    for (size_t i = 0; i < 2 * n; i++) {
+        char ch = s[i];
+        int v = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
+        if (v < 0) return -1;
+        if (i % 2 == 0)
+            out[i / 2] = (uint8_t)(v << 4);
+        else
+            out[i / 2] |= (uint8_t)v;
+    }
+    return 0;
+}
+
+static const char *replica_status_name(replica_status st)
+{
+    return st == REPLICA_ACTIVE ? "ACTIVE" : "CREATING";
+}
+
+char *catalog_descriptor_json(const table *t, const table_settings *s)
 {
     cJSON *o = cJSON_CreateObject();
-    char idbuf[32];
-    snprintf(idbuf, sizeof(idbuf), "%llu", (unsigned long long)t->id);
-    cJSON_AddStringToObject(o, "id", idbuf);
+    char numbuf[32], uid[2 * TABLE_UID_LEN + 1];
+    snprintf(numbuf, sizeof(numbuf), "%llu", (unsigned long long)t->id);
+    cJSON_AddStringToObject(o, "id", numbuf);
+    hex_encode(uid, t->uid, TABLE_UID_LEN);
+    cJSON_AddStringToObject(o, "uid", uid);
     cJSON_AddStringToObject(o, "account", t->account);
     cJSON_AddStringToObject(o, "name", t->name);
     cJSON_AddStringToObject(o, "pk_name", t->pk_name);
@@ -143,6 +178,15 @@ static char *table_to_json(const table *t, const table_settings *s)
     cJSON_AddNumberToObject(o, "wcu", (double)s->wcu);
     cJSON_AddBoolToObject(o, "deletion_protection", s->deletion_protection);
     cJSON_AddNumberToObject(o, "billing_changed_ms", (double)s->billing_changed_ms);
+    snprintf(numbuf, sizeof(numbuf), "%llu", (unsigned long long)s->version);
+    cJSON_AddStringToObject(o, "version", numbuf);
+    cJSON *reps = cJSON_AddArrayToObject(o, "replicas");
+    for (size_t i = 0; i < s->n_replicas; i++) {
+        cJSON *r = cJSON_CreateObject();
+        cJSON_AddStringToObject(r, "region", s->replicas[i].region);
+        cJSON_AddStringToObject(r, "status", replica_status_name(s->replicas[i].status));
+        cJSON_AddItemToArray(reps, r);
+    }
     char *text = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     if (!text) abort();
@@ -161,58 +205,108 @@ static double jnum(const cJSON *o, const char *k)
     return cJSON_IsNumber(v) ? v->valuedouble : 0;
 }
 
-static table *table_from_json(const char *text, size_t len)
+void catalog_free_template(table *t)
 {
-    cJSON *o = cJSON_ParseWithLength(text, len);
-    if (!o) return NULL;
-    table tmpl;
-    memset(&tmpl, 0, sizeof(tmpl));
-    const char *id = jstr(o, "id");
-    tmpl.account = (char *)jstr(o, "account");
-    tmpl.name = (char *)jstr(o, "name");
-    tmpl.pk_name = (char *)jstr(o, "pk_name");
-    const char *pkt = jstr(o, "pk_type");
-    tmpl.sk_name = (char *)jstr(o, "sk_name");
-    const char *skt = jstr(o, "sk_type");
-    table *t = NULL;
-    if (!id || !tmpl.account || !tmpl.name || !tmpl.pk_name || !pkt) goto out;
-    tmpl.id = strtoull(id, NULL, 10);
-    tmpl.pk_type = mv_type_from_name(pkt, strlen(pkt));
-    if (tmpl.sk_name) {
-        if (!skt) goto out;
-        tmpl.sk_type = mv_type_from_name(skt, strlen(skt));
+    free(t->account);
+    free(t->name);
+    free(t->pk_name);
+    free(t->sk_name);
+    for (size_t i = 0; i < t->n_attr_defs; i++)
+        free(t->attr_defs[i].name);
+    free(t->attr_defs);
+    memset(t, 0, sizeof(*t));
+}
+
+static mv_type key_type(const char *s)
+{
+    mv_type ty = s ? mv_type_from_name(s, strlen(s)) : 0;
+    return (ty == MV_S || ty == MV_N || ty == MV_B) ? ty : 0;
+}
+
+int catalog_parse_descriptor(const char *json, size_t len, table *tmpl)
+{
+    memset(tmpl, 0, sizeof(*tmpl));
+    cJSON *o = cJSON_ParseWithLength(json, len);
+    if (!o) return -1;
+    int rc = -1;
+    const char *id = jstr(o, "id"), *uid = jstr(o, "uid"), *version = jstr(o, "version");
+    const char *account = jstr(o, "account"), *name = jstr(o, "name");
+    const char *pk_name = jstr(o, "pk_name"), *sk_name = jstr(o, "sk_name");
+    if (!id || !account || !name || !pk_name) goto out;
+    tmpl->id = strtoull(id, NULL, 10);
+    if (uid && hex_decode(uid, tmpl->uid, TABLE_UID_LEN) < 0) goto out;
+    tmpl->account = xstrdup(account);
+    tmpl->name = xstrdup(name);
+    tmpl->pk_name = xstrdup(pk_name);
+    tmpl->pk_type = key_type(jstr(o, "pk_type"));
+    if (!tmpl->pk_type) goto out;
+    if (sk_name) {
+        tmpl->sk_name = xstrdup(sk_name);
+        tmpl->sk_type = key_type(jstr(o, "sk_type"));
+        if (!tmpl->sk_type) goto out;
     }
     const cJSON *defs = cJSON_GetObjectItemCaseSensitive(o, "attr_defs");
-    size_t n = (size_t)cJSON_GetArraySize(defs);
-    table_attr_def *ad = calloc(n ? n : 1, sizeof(*ad));
-    if (!ad) abort();
-    size_t i = 0;
+    int n = cJSON_GetArraySize(defs);
+    if (n < 1 || n > 2) goto out;
+    tmpl->attr_defs = calloc((size_t)n, sizeof(table_attr_def));
+    if (!tmpl->attr_defs) abort();
     const cJSON *d;
     cJSON_ArrayForEach(d, defs)
     {
-        const char *dn = jstr(d, "name"), *dt = jstr(d, "type");
-        if (!dn || !dt) {
-            free(ad);
-            goto out;
-        }
-        ad[i].name = (char *)dn;
-        ad[i].type = mv_type_from_name(dt, strlen(dt));
-        i++;
+        const char *dn = jstr(d, "name");
+        mv_type dt = key_type(jstr(d, "type"));
+        if (!dn || !dt) goto out;
+        tmpl->attr_defs[tmpl->n_attr_defs].name = xstrdup(dn);
+        tmpl->attr_defs[tmpl->n_attr_defs].type = dt;
+        tmpl->n_attr_defs++;
     }
-    tmpl.n_attr_defs = i;
-    tmpl.attr_defs = ad;
-    tmpl.created_ms = (int64_t)jnum(o, "created_ms");
-    tmpl.settings.pay_per_request =
-        cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "pay_per_request"));
-    tmpl.settings.rcu = (int64_t)jnum(o, "rcu");
-    tmpl.settings.wcu = (int64_t)jnum(o, "wcu");
-    tmpl.settings.deletion_protection =
+    tmpl->created_ms = (int64_t)jnum(o, "created_ms");
+    table_settings *s = &tmpl->settings;
+    s->pay_per_request = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "pay_per_request"));
+    s->rcu = (int64_t)jnum(o, "rcu");
+    s->wcu = (int64_t)jnum(o, "wcu");
+    s->deletion_protection =
         cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "deletion_protection"));
-    tmpl.settings.billing_changed_ms = (int64_t)jnum(o, "billing_changed_ms");
-    t = table_clone_new(&tmpl);
-    free(ad);
+    s->billing_changed_ms = (int64_t)jnum(o, "billing_changed_ms");
+    s->version = version ? strtoull(version, NULL, 10) : 0;
+    const cJSON *reps = cJSON_GetObjectItemCaseSensitive(o, "replicas");
+    const cJSON *r;
+    cJSON_ArrayForEach(r, reps)
+    {
+        const char *region = jstr(r, "region"), *status = jstr(r, "status");
+        if (!region || !status || strlen(region) > REGION_NAME_MAX ||
+            s->n_replicas == TABLE_REPLICAS_MAX)
+            goto out;
+        snprintf(s->replicas[s->n_replicas].region, sizeof(s->replicas[0].region), "%s", region);
+        s->replicas[s->n_replicas].status =
+            strcmp(status, "ACTIVE") == 0 ? REPLICA_ACTIVE : REPLICA_CREATING;
+        s->n_replicas++;
+    }
+    rc = 0;
 out:
     cJSON_Delete(o);
+    if (rc < 0) catalog_free_template(tmpl);
+    return rc;
+}
+
+bool table_settings_replicated(const table_settings *s)
+{
+    return s->n_replicas >= 2;
+}
+
+const table_replica *table_settings_replica(const table_settings *s, const char *region)
+{
+    for (size_t i = 0; i < s->n_replicas; i++)
+        if (strcmp(s->replicas[i].region, region) == 0) return &s->replicas[i];
+    return NULL;
+}
+
+static table *table_from_json(const char *text, size_t len)
+{
+    table tmpl;
+    if (catalog_parse_descriptor(text, len, &tmpl) < 0) return NULL;
+    table *t = table_clone_new(&tmpl);
+    catalog_free_template(&tmpl);
     return t;
 }
 
@@ -289,6 +383,21 @@ table *catalog_get(catalog *c, const char *account, const char *name)
     return t;
 }
 
+table *catalog_get_uid(catalog *c, const uint8_t uid[TABLE_UID_LEN])
+{
+    table *t = NULL;
+    pthread_rwlock_rdlock(&c->lock);
+    for (size_t i = 0; i < c->n; i++) {
+        if (memcmp(c->tables[i]->uid, uid, TABLE_UID_LEN) == 0) {
+            t = c->tables[i];
+            table_acquire(t);
+            break;
+        }
+    }
+    pthread_rwlock_unlock(&c->lock);
+    return t;
+}
+
 int catalog_create(catalog *c, const table *tmpl, table **out, err *e)
 {
     pthread_mutex_lock(&c->ddl_mu);
@@ -300,6 +409,12 @@ int catalog_create(catalog *c, const table *tmpl, table **out, err *e)
     }
     table *t = table_clone_new(tmpl);
     t->id = c->next_id;
+    static const uint8_t zero[TABLE_UID_LEN];
+    if (memcmp(t->uid, zero, TABLE_UID_LEN) == 0 && RAND_bytes(t->uid, TABLE_UID_LEN) != 1) {
+        table_release(t);
+        pthread_mutex_unlock(&c->ddl_mu);
+        return err_set(e, ERR_INTERNAL, "cannot generate a table identity");
+    }
 
     store_batch *b = store_batch_new(c->st);
     uint8_t seq[8];
@@ -308,7 +423,7 @@ int catalog_create(catalog *c, const table *tmpl, table **out, err *e)
     buf k;
     buf_init(&k);
     table_key(&k, t->account, t->name);
-    char *json = table_to_json(t, &t->settings);
+    char *json = catalog_descriptor_json(t, &t->settings);
     store_batch_put(b, STORE_CF_META, k.data, k.len, json, strlen(json));
     free(json);
     buf_free(&k);
@@ -338,7 +453,8 @@ int catalog_create(catalog *c, const table *tmpl, table **out, err *e)
     return 0;
 }
 
-int catalog_delete(catalog *c, const char *account, const char *name, table **out, err *e)
+int catalog_delete(catalog *c, const char *account, const char *name, bool force,
+                   store_batch *extra, table **out, err *e)
 {
     pthread_mutex_lock(&c->ddl_mu);
     table *t = catalog_get(c, account, name);
@@ -350,7 +466,7 @@ int catalog_delete(catalog *c, const char *account, const char *name, table **ou
     pthread_mutex_lock(&t->settings_mu);
     bool protected_ = t->settings.deletion_protection;
     pthread_mutex_unlock(&t->settings_mu);
-    if (protected_) {
+    if (protected_ && !force) {
         table_release(t);
         pthread_mutex_unlock(&c->ddl_mu);
         return err_validation(e, "Resource cannot be deleted as it is currently protected "
@@ -358,7 +474,7 @@ int catalog_delete(catalog *c, const char *account, const char *name, table **ou
     }
     /* Wait for in-flight item writes, then make the table unreachable. */
     pthread_rwlock_wrlock(&t->lock);
-    store_batch *b = store_batch_new(c->st);
+    store_batch *b = extra ? extra : store_batch_new(c->st);
     buf k;
     buf_init(&k);
     table_key(&k, account, name);
@@ -369,7 +485,7 @@ int catalog_delete(catalog *c, const char *account, const char *name, table **ou
     store_u64be(hi, t->id + 1);
     store_batch_delete_range(b, STORE_CF_ITEMS, lo, 8, hi, 8);
     int rc = store_write(c->st, b, e);
-    store_batch_free(b);
+    if (!extra) store_batch_free(b);
     if (rc == 0) t->deleted = true;
     pthread_rwlock_unlock(&t->lock);
     if (rc < 0) {
@@ -403,15 +519,19 @@ int catalog_update_settings(catalog *c, table *t, catalog_settings_fn fn, void *
     pthread_mutex_lock(&t->settings_mu);
     s = t->settings;
     pthread_mutex_unlock(&t->settings_mu);
-    if (fn(ctx, &s, e) < 0) goto out;
     store_batch *b = store_batch_new(c->st);
+    if (fn(ctx, t, &s, b, e) < 0) {
+        store_batch_free(b);
+        goto out;
+    }
     buf k;
     buf_init(&k);
     table_key(&k, t->account, t->name);
-    char *json = table_to_json(t, &s);
+    char *json = catalog_descriptor_json(t, &s);
     store_batch_put(b, STORE_CF_META, k.data, k.len, json, strlen(json));
     free(json);
     buf_free(&k);
+    pthread_rwlock_wrlock(&t->lock); /* no item write in flight across the change */
     rc = store_write(c->st, b, e);
     store_batch_free(b);
     if (rc == 0) {
@@ -419,6 +539,7 @@ int catalog_update_settings(catalog *c, table *t, catalog_settings_fn fn, void *
         t->settings = s;
         pthread_mutex_unlock(&t->settings_mu);
     }
+    pthread_rwlock_unlock(&t->lock);
 out:
     pthread_mutex_unlock(&c->ddl_mu);
     return rc;

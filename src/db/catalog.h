@@ -31,16 +31,37 @@ typedef struct table_attr_def {
     mv_type type; /* MV_S, MV_N or MV_B */
 } table_attr_def;
 
+#define TABLE_REPLICAS_MAX 16
+#define TABLE_UID_LEN      16
+#define REGION_NAME_MAX    64
+
+typedef enum replica_status {
+    REPLICA_CREATING = 1, /* back-fill in progress */
+    REPLICA_ACTIVE = 2,
+} replica_status;
+
+typedef struct table_replica {
+    char region[REGION_NAME_MAX + 1];
+    replica_status status;
+} table_replica;
+
+/* Everything about a table that can change after creation. For a global
+ * table this whole descriptor replicates: `version` (an HLC timestamp) orders
+ * descriptor changes and the newest wins in every region. */
 typedef struct table_settings {
     bool pay_per_request; /* BillingMode PAY_PER_REQUEST, else PROVISIONED */
     int64_t rcu, wcu;     /* ProvisionedThroughput (0 with PAY_PER_REQUEST) */
     bool deletion_protection;
     int64_t billing_changed_ms; /* LastUpdateToPayPerRequestDateTime */
+    uint64_t version;           /* HLC timestamp of the last change (0: never replicated) */
+    size_t n_replicas;          /* 0 for a plain (single-region) table */
+    table_replica replicas[TABLE_REPLICAS_MAX]; /* sorted by region name */
 } table_settings;
 
 typedef struct table {
     /* Immutable after creation. */
-    uint64_t id;
+    uint64_t id;                /* local: the prefix of this table's item keys */
+    uint8_t uid[TABLE_UID_LEN]; /* global: the same in every replica region */
     char *account;
     char *name;
     char *pk_name;
@@ -58,6 +79,7 @@ typedef struct table {
     /* Statistics, approximate like DynamoDB's (kept exact while running). */
     _Atomic int64_t item_count;
     _Atomic int64_t size_bytes;
+    _Atomic uint64_t conflicts; /* concurrent writes overwritten here (replication) */
 
     pthread_rwlock_t lock; /* read: item writers; write: DeleteTable */
     bool deleted;          /* under lock */
@@ -73,19 +95,28 @@ void catalog_close(catalog *c);
 
 /* Counted lookup; NULL if the table does not exist in that account. */
 table *catalog_get(catalog *c, const char *account, const char *name);
+/* Counted lookup by global identity; NULL if this region has no such table. */
+table *catalog_get_uid(catalog *c, const uint8_t uid[TABLE_UID_LEN]);
 void table_acquire(table *t);
 void table_release(table *t);
 
 /* Creates a table from a filled-in template (id, refs, locks and counters are
- * set here; strings are copied). ERR_RESOURCE_IN_USE "Table already exists: NAME". */
+ * set here; strings are copied; a zero uid is replaced by a random one).
+ * ERR_RESOURCE_IN_USE "Table already exists: NAME". */
 int catalog_create(catalog *c, const table *tmpl, table **out, err *e);
 /* Deletes a table and all its items unless its deletion protection is on
- * (ERR_VALIDATION). Returns the (now deleted) table, counted. */
-int catalog_delete(catalog *c, const char *account, const char *name, table **out, err *e);
+ * (ERR_VALIDATION; `force` skips that check, for a replica removed
+ * elsewhere). `extra` may hold further operations committed in the same batch.
+ * Returns the (now deleted) table, counted. */
+int catalog_delete(catalog *c, const char *account, const char *name, bool force,
+                   store_batch *extra, table **out, err *e);
 /* Changes t's settings: under the catalog's DDL lock, fn edits a copy of the
- * current settings (returning -1 with e set to refuse), and the result is
- * persisted and published. ERR_RESOURCE_NOT_FOUND if t was deleted. */
-typedef int (*catalog_settings_fn)(void *ctx, table_settings *s, err *e);
+ * current settings (returning -1 with e set to refuse; it may add further
+ * operations to the batch, such as a replication log entry), and the result
+ * is persisted in that batch and published. Item writes to t are held off
+ * meanwhile (t->lock), so a write sees the settings entirely before or after.
+ * ERR_RESOURCE_NOT_FOUND if t was deleted. */
+typedef int (*catalog_settings_fn)(void *ctx, table *t, table_settings *s, store_batch *b, err *e);
 int catalog_update_settings(catalog *c, table *t, catalog_settings_fn fn, void *ctx, err *e);
 /* Names of account's tables after `start_after` (exclusive; NULL for the
  * start), in order, at most limit; returns the count and a malloc'ed array of
@@ -96,6 +127,17 @@ size_t catalog_list(catalog *c, const char *account, const char *start_after, si
 void catalog_free_names(char **names, size_t n);
 /* Sums over all tables, for metrics. */
 void catalog_totals(catalog *c, int64_t *items, int64_t *bytes);
+/* The table descriptor as JSON (malloc'ed): what is persisted in meta and
+ * what a REPL_TABLE replication entry carries. */
+char *catalog_descriptor_json(const table *t, const table_settings *s);
+/* Parses a descriptor into a template table (strings are malloc'ed: free with
+ * catalog_free_template). Returns -1 on malformed input. */
+int catalog_parse_descriptor(const char *json, size_t len, table *tmpl);
+void catalog_free_template(table *tmpl);
+/* True if the table replicates (it has replicas in other regions). */
+bool table_settings_replicated(const table_settings *s);
+const table_replica *table_settings_replica(const table_settings *s, const char *region);
+
 /* Snapshot of all tables (counted refs) for background work; free with
  * catalog_release_all. */
 size_t catalog_all(catalog *c, table ***out);

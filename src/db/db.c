@@ -6,6 +6,8 @@
 #include <string.h>
 
 #include "item/codec.h"
+#include "item/json.h"
+#include "repl/wire.h"
 #include "util/log.h"
 
 #define RECORD_FORMAT         1
@@ -21,6 +23,11 @@ void record_encode(buf *out, uint64_t ts, const char *origin, bool tombstone, co
     buf_putc(out, (uint8_t)ol);
     buf_append(out, origin, ol);
     if (!tombstone) item_encode(out, item);
+}
+
+size_t record_header_len(const uint8_t *p, size_t len)
+{
+    return len >= 11 ? 11 + (size_t)p[10] : len;
 }
 
 int record_decode(arena *a, const uint8_t *p, size_t len, item_record *out)
@@ -94,19 +101,40 @@ static int scan_items(db *d, err *e)
     for (store_iter_first(it); store_iter_valid(it); store_iter_next(it)) {
         size_t kl, vl;
         const uint8_t *k = store_iter_key(it, &kl);
-        store_iter_value(it, &vl);
+        const uint8_t *v = store_iter_value(it, &vl);
         if (kl < 8) continue;
         uint64_t id = load_u64be(k);
         while (ti < nt && ts[ti]->id < id)
             ti++;
         if (ti < nt && ts[ti]->id == id) {
-            atomic_fetch_add(&ts[ti]->item_count, 1);
+            bool tomb = vl > 1 && (v[1] & RECORD_FLAG_TOMBSTONE);
+            if (!tomb) atomic_fetch_add(&ts[ti]->item_count, 1);
             atomic_fetch_add(&ts[ti]->size_bytes, (int64_t)(kl + vl));
         }
     }
     int rc = store_iter_status(it, e);
     store_iter_free(it);
     catalog_release_all(ts, nt);
+    return rc;
+}
+
+/* The log continues after its last entry on disk. */
+static int init_log(db *d, err *e)
+{
+    store_iter *it = store_iter_new(d->st, STORE_CF_RLOG, NULL, 0, NULL, 0);
+    store_iter_last(it);
+    uint64_t last = 0;
+    if (store_iter_valid(it)) {
+        size_t kl;
+        const uint8_t *k = store_iter_key(it, &kl);
+        if (kl == 8) last = load_u64be(k);
+    }
+    int rc = store_iter_status(it, e);
+    store_iter_free(it);
+    if (rc == 0) {
+        rlog_init(&d->log, last);
+        d->log_ready = true;
+    }
     return rc;
 }
 
@@ -123,7 +151,7 @@ int db_open(db *d, const char *dir, const char *region, const store_options *opt
         d->st = NULL;
         return -1;
     }
-    if (load_clock_bound(d, e) < 0 || scan_items(d, e) < 0) {
+    if (load_clock_bound(d, e) < 0 || scan_items(d, e) < 0 || init_log(d, e) < 0) {
         db_close(d);
         return -1;
     }
@@ -140,22 +168,42 @@ void db_close(db *d)
         pthread_mutex_destroy(&d->stripes[i]);
 }
 
-static int read_record(db *d, const uint8_t *key, size_t kl, arena *a, mv_value **item,
-                       size_t *stored_len, err *e)
+/* What is stored under one item key (a live item, a tombstone, or nothing). */
+typedef struct slot {
+    uint8_t *key;
+    size_t klen;
+    size_t stripe;
+    bool exists; /* a record (live or tombstone) is stored */
+    bool tombstone;
+    uint64_t ts; /* its version */
+    const char *origin;
+    size_t stored_len; /* key + record bytes */
+    mv_value *item;    /* live item, NULL otherwise */
+} slot;
+
+static int read_slot(db *d, slot *sl, arena *a, err *e)
 {
     buf v;
     buf_init(&v);
-    int r = store_get(d->st, STORE_CF_ITEMS, key, kl, &v, e);
-    *item = NULL;
-    *stored_len = 0;
+    int r = store_get(d->st, STORE_CF_ITEMS, sl->key, sl->klen, &v, e);
+    sl->exists = false;
+    sl->tombstone = false;
+    sl->ts = 0;
+    sl->origin = "";
+    sl->stored_len = 0;
+    sl->item = NULL;
     if (r == 1) {
         item_record rec;
         if (record_decode(a, v.data, v.len, &rec) < 0) {
             buf_free(&v);
             return err_set(e, ERR_INTERNAL, "corrupt item record in storage");
         }
-        *item = rec.item;
-        *stored_len = kl + v.len;
+        sl->exists = true;
+        sl->tombstone = rec.tombstone;
+        sl->ts = rec.ts;
+        sl->origin = rec.origin;
+        sl->item = rec.item;
+        sl->stored_len = sl->klen + v.len;
     }
     buf_free(&v);
     return r < 0 ? -1 : 0;
@@ -167,18 +215,20 @@ int db_get(db *d, table *t, const mv_value *pk, const mv_value *sk, arena *a, mv
     buf k;
     buf_init(&k);
     key_encode_item(&k, t->id, pk, sk);
-    size_t unused;
-    int rc = read_record(d, k.data, k.len, a, out, &unused, e);
+    slot sl = {.key = k.data, .klen = k.len};
+    int rc = read_slot(d, &sl, a, e);
+    *out = sl.item;
     buf_free(&k);
     return rc;
 }
 
-typedef struct op_state {
-    uint8_t *key;
-    size_t klen;
-    size_t stripe;
-    size_t old_len;
-} op_state;
+static size_t stripe_of(const uint8_t *key, size_t len)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (size_t j = 0; j < len; j++)
+        h = (h ^ key[j]) * 1099511628211ull;
+    return (size_t)(h % DB_LOCK_STRIPES);
+}
 
 static int cmp_size(const void *a, const void *b)
 {
@@ -192,10 +242,80 @@ static int cmp_table(const void *a, const void *b)
     return x->id < y->id ? -1 : x->id > y->id;
 }
 
+/* The locks of one multi-item write. Order: tables (read) by id, then key
+ * stripes by index, each taken once; released in reverse. */
+typedef struct lockset {
+    table **tables;
+    size_t nt, locked_t;
+    size_t *stripes;
+    size_t ns, locked_s;
+} lockset;
+
+static void lockset_init(lockset *ls, arena *a, table **tables, size_t *stripes, size_t n)
+{
+    ls->tables = arena_calloc(a, n ? n : 1, sizeof(table *));
+    ls->stripes = arena_calloc(a, n ? n : 1, sizeof(size_t));
+    memcpy(ls->tables, tables, n * sizeof(table *));
+    memcpy(ls->stripes, stripes, n * sizeof(size_t));
+    qsort(ls->tables, n, sizeof(table *), cmp_table);
+    qsort(ls->stripes, n, sizeof(size_t), cmp_size);
+    ls->nt = ls->ns = ls->locked_t = ls->locked_s = 0;
+    for (size_t i = 0; i < n; i++)
+        if (i == 0 || ls->tables[i] != ls->tables[i - 1]) ls->tables[ls->nt++] = ls->tables[i];
+    for (size_t i = 0; i < n; i++)
+        if (i == 0 || ls->stripes[i] != ls->stripes[i - 1]) ls->stripes[ls->ns++] = ls->stripes[i];
+}
+
+/* Fails with ERR_RESOURCE_NOT_FOUND if a table was deleted meanwhile. */
+static int lockset_acquire(db *d, lockset *ls, err *e)
+{
+    for (; ls->locked_t < ls->nt; ls->locked_t++) {
+        pthread_rwlock_rdlock(&ls->tables[ls->locked_t]->lock);
+        if (ls->tables[ls->locked_t]->deleted) {
+            ls->locked_t++;
+            return err_set(e, ERR_RESOURCE_NOT_FOUND, "Requested resource not found");
+        }
+    }
+    for (; ls->locked_s < ls->ns; ls->locked_s++)
+        pthread_mutex_lock(&d->stripes[ls->stripes[ls->locked_s]]);
+    return 0;
+}
+
+static void lockset_release(db *d, lockset *ls)
+{
+    while (ls->locked_s > 0)
+        pthread_mutex_unlock(&d->stripes[ls->stripes[--ls->locked_s]]);
+    while (ls->locked_t > 0)
+        pthread_rwlock_unlock(&ls->tables[--ls->locked_t]->lock);
+}
+
+static bool table_replicated(table *t)
+{
+    pthread_mutex_lock(&t->settings_mu);
+    bool r = table_settings_replicated(&t->settings);
+    pthread_mutex_unlock(&t->settings_mu);
+    return r;
+}
+
+void db_split_key(table *t, const uint8_t *key, size_t klen, repl_entry *ent)
+{
+    const uint8_t *p = key + 12, *end = key + klen; /* table id (8) + hash (4) */
+    arena tmp;
+    arena_init(&tmp);
+    mv_value *v;
+    const uint8_t *q = p;
+    if (key_decode_scalar(&tmp, t->pk_type, &q, end, &v) < 0) q = end;
+    ent->pk = p;
+    ent->pk_len = (size_t)(q - p);
+    ent->sk = t->sk_name ? q : NULL;
+    ent->sk_len = t->sk_name ? (size_t)(end - q) : 0;
+    arena_free(&tmp);
+}
+
 int db_write(db *d, db_write_op *ops, size_t n, arena *a, err *e)
 {
     if (n == 0) return 0;
-    op_state *st = arena_calloc(a, n, sizeof(*st));
+    slot *sl = arena_calloc(a, n, sizeof(*sl));
     size_t *stripes = arena_calloc(a, n, sizeof(size_t));
     table **tables = arena_calloc(a, n, sizeof(table *));
     buf k;
@@ -203,13 +323,10 @@ int db_write(db *d, db_write_op *ops, size_t n, arena *a, err *e)
     for (size_t i = 0; i < n; i++) {
         buf_reset(&k);
         key_encode_item(&k, ops[i].t->id, ops[i].pk, ops[i].sk);
-        st[i].key = (uint8_t *)arena_memdup(a, k.data, k.len);
-        st[i].klen = k.len;
-        uint64_t h = 1469598103934665603ull;
-        for (size_t j = 0; j < k.len; j++)
-            h = (h ^ k.data[j]) * 1099511628211ull;
-        st[i].stripe = (size_t)(h % DB_LOCK_STRIPES);
-        stripes[i] = st[i].stripe;
+        sl[i].key = (uint8_t *)arena_memdup(a, k.data, k.len);
+        sl[i].klen = k.len;
+        sl[i].stripe = stripe_of(k.data, k.len);
+        stripes[i] = sl[i].stripe;
         tables[i] = ops[i].t;
         ops[i].old_item = NULL;
         ops[i].new_item = NULL;
@@ -218,73 +335,90 @@ int db_write(db *d, db_write_op *ops, size_t n, arena *a, err *e)
     buf_free(&k);
     for (size_t i = 0; i < n; i++)
         for (size_t j = i + 1; j < n; j++)
-            if (st[i].klen == st[j].klen && memcmp(st[i].key, st[j].key, st[i].klen) == 0)
+            if (sl[i].klen == sl[j].klen && memcmp(sl[i].key, sl[j].key, sl[i].klen) == 0)
                 return err_validation(e, "Provided list of item keys contains duplicates");
 
-    /* Lock order: tables by id, then stripes by index; each taken once. */
-    qsort(tables, n, sizeof(table *), cmp_table);
-    qsort(stripes, n, sizeof(size_t), cmp_size);
-    size_t nt = 0, ns = 0;
-    for (size_t i = 0; i < n; i++)
-        if (i == 0 || tables[i] != tables[i - 1]) tables[nt++] = tables[i];
-    for (size_t i = 0; i < n; i++)
-        if (i == 0 || stripes[i] != stripes[i - 1]) stripes[ns++] = stripes[i];
-
     int rc = -1;
-    size_t locked_t = 0, locked_s = 0;
+    lockset ls;
+    lockset_init(&ls, a, tables, stripes, n);
     store_batch *b = NULL;
-    for (; locked_t < nt; locked_t++) {
-        pthread_rwlock_rdlock(&tables[locked_t]->lock);
-        if (tables[locked_t]->deleted) {
-            locked_t++;
-            err_set(e, ERR_RESOURCE_NOT_FOUND, "Requested resource not found");
-            goto out;
-        }
-    }
-    for (; locked_s < ns; locked_s++)
-        pthread_mutex_lock(&d->stripes[stripes[locked_s]]);
+    bool reserved = false;
+    uint64_t first_seq = 0;
+    buf rec, ent;
+    buf_init(&rec);
+    buf_init(&ent);
+    if (lockset_acquire(d, &ls, e) < 0) goto out;
 
     for (size_t i = 0; i < n; i++) {
-        mv_value *old;
-        if (read_record(d, st[i].key, st[i].klen, a, &old, &st[i].old_len, e) < 0) goto out;
-        ops[i].old_item = old;
+        if (read_slot(d, &sl[i], a, e) < 0) goto out;
+        ops[i].old_item = sl[i].item;
         mv_value *nw = NULL;
-        int r = ops[i].fn(ops[i].ctx, old, a, &nw, e);
+        int r = ops[i].fn(ops[i].ctx, sl[i].item, a, &nw, e);
         if (r < 0) goto out;
         if (r == DB_MUTATE_SKIP) {
-            ops[i].new_item = old;
+            ops[i].new_item = sl[i].item;
             continue;
         }
         ops[i].new_item = nw;
-        ops[i].written = true;
+        ops[i].written = nw || sl[i].item; /* deleting nothing writes nothing */
+    }
+
+    /* Writes to global tables are logged for replication, in this batch. */
+    bool *logged = arena_calloc(a, n, sizeof(bool));
+    uint32_t n_log = 0;
+    for (size_t i = 0; i < n; i++)
+        if (ops[i].written && table_replicated(ops[i].t)) {
+            logged[i] = true;
+            n_log++;
+        }
+    if (n_log) {
+        first_seq = rlog_reserve(&d->log, n_log);
+        reserved = true;
     }
 
     b = store_batch_new(d->st);
     int64_t *dcount = arena_calloc(a, n, sizeof(int64_t));
     int64_t *dbytes = arena_calloc(a, n, sizeof(int64_t));
-    buf rec;
-    buf_init(&rec);
+    uint64_t seq = first_seq;
+    uint64_t wall = hlc_wall_ms();
     for (size_t i = 0; i < n; i++) {
         if (!ops[i].written) continue;
-        if (ops[i].new_item) {
-            uint64_t ts = hlc_now(&d->clock);
-            if (ensure_clock_bound(d, HLC_MS(ts), e) < 0) {
-                buf_free(&rec);
-                goto out;
-            }
-            buf_reset(&rec);
-            record_encode(&rec, ts, d->region, false, ops[i].new_item);
-            store_batch_put(b, STORE_CF_ITEMS, st[i].key, st[i].klen, rec.data, rec.len);
-            dcount[i] = ops[i].old_item ? 0 : 1;
-            dbytes[i] = (int64_t)(st[i].klen + rec.len) - (int64_t)st[i].old_len;
-        } else if (ops[i].old_item) {
-            store_batch_delete(b, STORE_CF_ITEMS, st[i].key, st[i].klen);
-            dcount[i] = -1;
-            dbytes[i] = -(int64_t)st[i].old_len;
+        uint64_t ts = hlc_now(&d->clock);
+        if (ensure_clock_bound(d, HLC_MS(ts), e) < 0) goto out;
+        bool live_before = sl[i].item != NULL;
+        buf_reset(&rec);
+        if (ops[i].new_item || logged[i]) {
+            /* A delete in a global table leaves a versioned tombstone. */
+            record_encode(&rec, ts, d->region, ops[i].new_item == NULL, ops[i].new_item);
+            store_batch_put(b, STORE_CF_ITEMS, sl[i].key, sl[i].klen, rec.data, rec.len);
+            dbytes[i] = (int64_t)(sl[i].klen + rec.len) - (int64_t)sl[i].stored_len;
+        } else {
+            store_batch_delete(b, STORE_CF_ITEMS, sl[i].key, sl[i].klen);
+            dbytes[i] = -(int64_t)sl[i].stored_len;
         }
-        /* Issue 3: append the replication log entry for this write here. */
+        dcount[i] = (ops[i].new_item ? 1 : 0) - (live_before ? 1 : 0);
+        if (!logged[i]) continue;
+        repl_entry en;
+        memset(&en, 0, sizeof(en));
+        en.kind = ops[i].new_item ? REPL_PUT : REPL_TOMBSTONE;
+        memcpy(en.table_uid, ops[i].t->uid, TABLE_UID_LEN);
+        en.ts = ts;
+        en.origin = d->region;
+        en.prev_ts = sl[i].ts;
+        en.prev_origin = sl[i].origin;
+        en.commit_ms = wall;
+        db_split_key(ops[i].t, sl[i].key, sl[i].klen, &en);
+        if (ops[i].new_item) {
+            size_t hdr = record_header_len(rec.data, rec.len);
+            en.data = rec.data + hdr;
+            en.data_len = rec.len - hdr;
+        }
+        buf_reset(&ent);
+        repl_entry_encode(&ent, &en);
+        uint8_t sk[8];
+        store_u64be(sk, seq++);
+        store_batch_put(b, STORE_CF_RLOG, sk, 8, ent.data, ent.len);
     }
-    buf_free(&rec);
     if (store_batch_count(b) > 0 && store_write(d->st, b, e) < 0) goto out;
     for (size_t i = 0; i < n; i++) {
         atomic_fetch_add(&ops[i].t->item_count, dcount[i]);
@@ -292,10 +426,262 @@ int db_write(db *d, db_write_op *ops, size_t n, arena *a, err *e)
     }
     rc = 0;
 out:
+    if (reserved) rlog_done(&d->log, first_seq);
+    buf_free(&rec);
+    buf_free(&ent);
     store_batch_free(b);
-    while (locked_s > 0)
-        pthread_mutex_unlock(&d->stripes[stripes[--locked_s]]);
-    while (locked_t > 0)
-        pthread_rwlock_unlock(&tables[--locked_t]->lock);
+    lockset_release(d, &ls);
     return rc;
+}
+
+/* ---- applying writes from other regions ---- */
+
+#define APPLIED_KEY_PREFIX "repl/applied/"
+
+static void applied_key(buf *k, const char *source)
+{
+    buf_puts(k, APPLIED_KEY_PREFIX);
+    buf_puts(k, source);
+}
+
+int db_applied_position(db *d, const char *source, uint64_t *pos, err *e)
+{
+    buf k, v;
+    buf_init(&k);
+    buf_init(&v);
+    applied_key(&k, source);
+    int r = store_get(d->st, STORE_CF_META, k.data, k.len, &v, e);
+    *pos = (r == 1 && v.len == 8) ? load_u64be(v.data) : 0;
+    buf_free(&k);
+    buf_free(&v);
+    return r < 0 ? -1 : 0;
+}
+
+/* Last-writer-wins order on versions: timestamp, then origin region name. */
+int db_version_cmp(uint64_t ts_a, const char *origin_a, uint64_t ts_b, const char *origin_b)
+{
+    if (ts_a != ts_b) return ts_a < ts_b ? -1 : 1;
+    int c = strcmp(origin_a, origin_b);
+    return c < 0 ? -1 : c > 0;
+}
+
+static void record_conflict(db *d, table *t, const uint8_t *pk, size_t pk_len, uint64_t win_ts,
+                            const char *win_origin, uint64_t lose_ts, const char *lose_origin)
+{
+    atomic_fetch_add(&t->conflicts, 1);
+    pthread_mutex_lock(&d->conflicts_mu);
+    db_conflict *c = &d->conflicts[d->conflicts_next % DB_CONFLICTS_KEPT];
+    d->conflicts_next++;
+    snprintf(c->account, sizeof(c->account), "%s", t->account);
+    snprintf(c->table, sizeof(c->table), "%s", t->name);
+    arena a;
+    arena_init(&a);
+    mv_value *v;
+    const uint8_t *p = pk;
+    buf js;
+    buf_init(&js);
+    if (key_decode_scalar(&a, t->pk_type, &p, pk + pk_len, &v) == 0) mv_to_json(&js, v);
+    snprintf(c->key, sizeof(c->key), "%s", js.data ? (char *)js.data : "");
+    buf_free(&js);
+    arena_free(&a);
+    c->winner_ts = win_ts;
+    snprintf(c->winner_origin, sizeof(c->winner_origin), "%s", win_origin);
+    c->loser_ts = lose_ts;
+    snprintf(c->loser_origin, sizeof(c->loser_origin), "%s", lose_origin);
+    c->at_ms = hlc_wall_ms();
+    pthread_mutex_unlock(&d->conflicts_mu);
+}
+
+size_t db_recent_conflicts(db *d, const char *account, const char *table_name, db_conflict *out,
+                           size_t max)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&d->conflicts_mu);
+    size_t total = d->conflicts_next < DB_CONFLICTS_KEPT ? d->conflicts_next : DB_CONFLICTS_KEPT;
+    for (size_t i = 0; i < total && n < max; i++) {
+        const db_conflict *c = &d->conflicts[(d->conflicts_next - 1 - i) % DB_CONFLICTS_KEPT];
+        if (strcmp(c->account, account) == 0 && strcmp(c->table, table_name) == 0) out[n++] = *c;
+    }
+    pthread_mutex_unlock(&d->conflicts_mu);
+    return n;
+}
+
+/* Advances the clock past a received timestamp, but never more than
+ * max_skew_ms ahead of the local wall clock: a peer with a runaway clock is
+ * counted and logged instead of dragging every region's clock along. */
+static void observe_remote(db *d, uint64_t ts, const char *origin)
+{
+    uint64_t limit = (hlc_wall_ms() + d->max_skew_ms) << HLC_LOGICAL_BITS;
+    if (ts > limit) {
+        uint64_t n = atomic_fetch_add(&d->skew_violations, 1);
+        if (n < 10 || n % 1000 == 0)
+            log_warn("write from %s is %llu ms ahead of this region's clock (limit %llu ms)",
+                     origin, (unsigned long long)(HLC_MS(ts) - hlc_wall_ms()),
+                     (unsigned long long)d->max_skew_ms);
+        ts = limit;
+    }
+    hlc_observe(&d->clock, ts);
+}
+
+typedef struct apply_item {
+    const repl_entry *en;
+    table *t;
+    slot sl;
+    int prev; /* index of an earlier entry of this batch on the same key, or -1 */
+} apply_item;
+
+int db_apply(db *d, const char *source, const repl_entry *entries, size_t n, uint64_t position,
+             db_apply_stats *stats, err *e)
+{
+    arena a;
+    arena_init(&a);
+    apply_item *it = arena_calloc(&a, n ? n : 1, sizeof(*it));
+    size_t m = 0;
+    int rc = -1;
+    store_batch *b = NULL;
+    buf k, rec;
+    buf_init(&k);
+    buf_init(&rec);
+    for (size_t i = 0; i < n; i++) {
+        const repl_entry *en = &entries[i];
+        if (en->kind != REPL_PUT && en->kind != REPL_TOMBSTONE && en->kind != REPL_BACKFILL_ITEM)
+            continue;
+        table *t = catalog_get_uid(d->cat, en->table_uid);
+        if (!t) {
+            if (stats) stats->skipped++;
+            continue;
+        }
+        observe_remote(d, en->ts, en->origin);
+        buf_reset(&k);
+        uint8_t hdr[12];
+        store_u64be(hdr, t->id);
+        store_u32be(hdr + 8, key_hash(en->pk, en->pk_len));
+        buf_append(&k, hdr, 12);
+        buf_append(&k, en->pk, en->pk_len);
+        if (en->sk) buf_append(&k, en->sk, en->sk_len);
+        it[m].en = en;
+        it[m].t = t;
+        it[m].sl.key = (uint8_t *)arena_memdup(&a, k.data, k.len);
+        it[m].sl.klen = k.len;
+        it[m].sl.stripe = stripe_of(k.data, k.len);
+        it[m].prev = -1;
+        for (size_t j = m; j-- > 0;)
+            if (it[j].sl.klen == k.len && memcmp(it[j].sl.key, k.data, k.len) == 0) {
+                it[m].prev = (int)j;
+                break;
+            }
+        m++;
+    }
+    table **tables = arena_calloc(&a, m ? m : 1, sizeof(table *));
+    size_t *stripes = arena_calloc(&a, m ? m : 1, sizeof(size_t));
+    for (size_t i = 0; i < m; i++) {
+        tables[i] = it[i].t;
+        stripes[i] = it[i].sl.stripe;
+    }
+    lockset ls;
+    lockset_init(&ls, &a, tables, stripes, m);
+    /* A table deleted meanwhile is not an error here: its entries are moot. */
+    for (; ls.locked_t < ls.nt; ls.locked_t++)
+        pthread_rwlock_rdlock(&ls.tables[ls.locked_t]->lock);
+    for (; ls.locked_s < ls.ns; ls.locked_s++)
+        pthread_mutex_lock(&d->stripes[ls.stripes[ls.locked_s]]);
+
+    b = store_batch_new(d->st);
+    for (size_t i = 0; i < m; i++) {
+        apply_item *x = &it[i];
+        const repl_entry *en = x->en;
+        if (x->t->deleted) continue;
+        if (x->prev >= 0) {
+            x->sl = it[x->prev].sl; /* the state this batch has already decided */
+        } else if (read_slot(d, &x->sl, &a, e) < 0) {
+            goto out;
+        }
+        bool tomb = en->kind == REPL_TOMBSTONE ||
+                    (en->kind == REPL_BACKFILL_ITEM && (en->flags & REPL_FLAG_TOMBSTONE));
+        int cmp = x->sl.exists ? db_version_cmp(en->ts, en->origin, x->sl.ts, x->sl.origin) : 1;
+        if (cmp == 0) { /* the same write again: nothing to do */
+            if (stats) stats->duplicates++;
+            continue;
+        }
+        if (cmp < 0) {
+            /* The incoming write lost. If it came from another region than the
+             * version that beat it, neither had seen the other: a conflict. */
+            if (strcmp(en->origin, x->sl.origin) != 0 && en->kind != REPL_BACKFILL_ITEM)
+                record_conflict(d, x->t, en->pk, en->pk_len, x->sl.ts, x->sl.origin, en->ts,
+                                en->origin);
+            if (stats) stats->lost++;
+            continue;
+        }
+        /* The incoming write wins. The local version it replaces was
+         * concurrent unless it is the very version the writer replaced. */
+        if (x->sl.exists && strcmp(x->sl.origin, en->origin) != 0 &&
+            en->kind != REPL_BACKFILL_ITEM &&
+            !(x->sl.ts == en->prev_ts && strcmp(x->sl.origin, en->prev_origin) == 0))
+            record_conflict(d, x->t, en->pk, en->pk_len, en->ts, en->origin, x->sl.ts,
+                            x->sl.origin);
+        mv_value *item = NULL;
+        if (!tomb && item_decode(&a, en->data, en->data_len, &item) < 0) {
+            err_set(e, ERR_VALIDATION, "malformed item in a replicated write from %s", source);
+            goto out;
+        }
+        buf_reset(&rec);
+        record_encode(&rec, en->ts, en->origin, tomb, item);
+        store_batch_put(b, STORE_CF_ITEMS, x->sl.key, x->sl.klen, rec.data, rec.len);
+        bool live_before = x->sl.exists && !x->sl.tombstone;
+        atomic_fetch_add(&x->t->item_count, (tomb ? 0 : 1) - (live_before ? 1 : 0));
+        atomic_fetch_add(&x->t->size_bytes,
+                         (int64_t)(x->sl.klen + rec.len) - (int64_t)x->sl.stored_len);
+        /* Later entries of this batch on the same key see this version. */
+        x->sl.exists = true;
+        x->sl.tombstone = tomb;
+        x->sl.ts = en->ts;
+        x->sl.origin = en->origin;
+        x->sl.item = item;
+        x->sl.stored_len = x->sl.klen + rec.len;
+        if (stats) stats->applied++;
+    }
+    if (position) {
+        buf_reset(&k);
+        applied_key(&k, source);
+        uint8_t v[8];
+        store_u64be(v, position);
+        store_batch_put(b, STORE_CF_META, k.data, k.len, v, 8);
+    }
+    if (store_batch_count(b) > 0 && store_write(d->st, b, e) < 0) goto out;
+    rc = 0;
+out:
+    store_batch_free(b);
+    lockset_release(d, &ls);
+    for (size_t i = 0; i < m; i++)
+        table_release(it[i].t);
+    buf_free(&k);
+    buf_free(&rec);
+    arena_free(&a);
+    return rc;
+}
+
+uint64_t db_log_descriptor(db *d, table *t, const table_settings *s, store_batch *b)
+{
+    uint64_t seq = rlog_reserve(&d->log, 1);
+    char *json = catalog_descriptor_json(t, s);
+    repl_entry en;
+    memset(&en, 0, sizeof(en));
+    en.kind = REPL_TABLE;
+    memcpy(en.table_uid, t->uid, TABLE_UID_LEN);
+    en.ts = s->version;
+    en.origin = d->region;
+    en.prev_origin = "";
+    en.commit_ms = hlc_wall_ms();
+    en.pk = (const uint8_t *)"";
+    en.data = (const uint8_t *)json;
+    en.data_len = strlen(json);
+    buf ent;
+    buf_init(&ent);
+    repl_entry_encode(&ent, &en);
+    uint8_t k[8];
+    store_u64be(k, seq);
+    store_batch_put(b, STORE_CF_RLOG, k, 8, ent.data, ent.len);
+    buf_free(&ent);
+    free(json);
+    return seq;
 }

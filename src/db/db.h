@@ -26,6 +26,7 @@
 #include <stdint.h>
 
 #include "clock/hlc.h"
+#include "db/rlog.h"
 #include "db/catalog.h"
 #include "item/value.h"
 #include "store/store.h"
@@ -43,7 +44,26 @@ typedef struct db {
      * version ever issued, deleted ones included, whatever the wall clock says. */
     pthread_mutex_t clock_mu;
     _Atomic uint64_t clock_bound_ms;
+
+    rlog log; /* replication log sequence/watermark */
+    bool log_ready;
+    uint64_t max_skew_ms;             /* received timestamps may lead by this much */
+    _Atomic uint64_t skew_violations; /* received timestamps beyond that */
+    pthread_mutex_t conflicts_mu;     /* the ring of recent conflicts: */
+    struct db_conflict *conflicts;    /* DB_CONFLICTS_KEPT entries */
+    uint64_t conflicts_next;
 } db;
+
+/* One overwritten concurrent write, for `meridian conflicts`. */
+#define DB_CONFLICTS_KEPT 512
+typedef struct db_conflict {
+    char account[65];
+    char table[256];
+    char key[256]; /* partition key as DynamoDB JSON */
+    uint64_t winner_ts, loser_ts;
+    char winner_origin[65], loser_origin[65];
+    uint64_t at_ms;
+} db_conflict;
 
 typedef struct item_record {
     uint64_t ts;        /* HLC version timestamp */
@@ -56,6 +76,8 @@ typedef struct item_record {
 int db_open(db *d, const char *dir, const char *region, const store_options *opt, err *e);
 void db_close(db *d);
 
+/* Length of a record's header: the item encoding starts there. */
+size_t record_header_len(const uint8_t *p, size_t len);
 void record_encode(buf *out, uint64_t ts, const char *origin, bool tombstone, const mv_value *item);
 int record_decode(arena *a, const uint8_t *p, size_t len, item_record *out);
 
@@ -89,5 +111,36 @@ typedef struct db_write_op {
  * same item in one call are the caller's error (checked here). Returns 0 or
  * -1 with e set; ERR_RESOURCE_NOT_FOUND if a table was deleted meanwhile. */
 int db_write(db *d, db_write_op *ops, size_t n, arena *a, err *e);
+
+/* ---- replication (repl/ drives these) ---- */
+
+typedef struct repl_entry repl_entry;
+
+typedef struct db_apply_stats {
+    uint64_t applied;    /* won and written */
+    uint64_t lost;       /* older than the local version */
+    uint64_t duplicates; /* the same version again */
+    uint64_t skipped;    /* for a table this region does not have */
+} db_apply_stats;
+
+/* Applies item entries received from region `source` (REPL_PUT,
+ * REPL_TOMBSTONE, REPL_BACKFILL_ITEM; other kinds are ignored) with
+ * last-writer-wins, counting conflicts, and records `position` (if non-zero)
+ * as applied from source: all in one atomic, durable batch. Never logs the
+ * entries again (the mesh sends every write from its origin to every replica). */
+int db_apply(db *d, const char *source, const repl_entry *entries, size_t n, uint64_t position,
+             db_apply_stats *stats, err *e);
+int db_applied_position(db *d, const char *source, uint64_t *pos, err *e);
+/* -1, 0, 1 as version a is older than, the same as, newer than version b. */
+int db_version_cmp(uint64_t ts_a, const char *origin_a, uint64_t ts_b, const char *origin_b);
+/* Splits a storage key of table t into the enc(pk)/enc(sk) fields of e. */
+void db_split_key(table *t, const uint8_t *key, size_t klen, repl_entry *e);
+/* Appends a REPL_TABLE entry carrying t's descriptor with settings s to b and
+ * returns its reserved seq: the caller commits b, then calls
+ * rlog_done(&d->log, seq) whether the commit succeeded or not. */
+uint64_t db_log_descriptor(db *d, table *t, const table_settings *s, store_batch *b);
+/* The newest conflicts of one table, newest first. */
+size_t db_recent_conflicts(db *d, const char *account, const char *table_name, db_conflict *out,
+                           size_t max);
 
 #endif

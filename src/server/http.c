@@ -19,6 +19,7 @@
 
 #include "api/dispatch.h"
 #include "item/json.h"
+#include "repl/repl.h"
 #include "util/log.h"
 
 #define JSON_CONTENT_TYPE "application/x-amz-json-1.0"
@@ -194,6 +195,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         buf_init(&b);
         metrics_render(h->m, h->api->d, &b);
         return send_buf(h, conn, 200, &b, "text/plain; version=0.0.4", NULL);
+    }
+    if (strcmp(method, "GET") == 0 && strcmp(url, "/replication/status") == 0) {
+        buf b;
+        buf_init(&b);
+        repl_status_json(h->api->repl, &b);
+        return send_buf(h, conn, 200, &b, "application/json", NULL);
     }
     if (strcmp(method, "POST") == 0) return serve_api(h, conn, url, method, r);
     buf b;

@@ -9,6 +9,7 @@
 
 #include "api/dispatch.h"
 #include "clock/hlc.h"
+#include "repl/repl.h"
 
 static const double bucket_le[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
                                    0.025,  0.05,    0.1,    0.25,  0.5,    1,     2.5};
@@ -22,10 +23,13 @@ typedef struct op_stats {
     atomic_uint_fast64_t sum_us;
 } op_stats;
 
+struct repl;
+
 struct metrics {
     char region[128];
     uint64_t start_ms;
     op_stats ops[MAX_OPS + 1]; /* last slot: unknown operation */
+    struct repl *repl;
 };
 
 metrics *metrics_new(const char *region)
@@ -40,6 +44,11 @@ metrics *metrics_new(const char *region)
 void metrics_free(metrics *m)
 {
     free(m);
+}
+
+void metrics_set_repl(metrics *m, struct repl *r)
+{
+    m->repl = r;
 }
 
 void metrics_observe_request(metrics *m, int op, int outcome, double seconds)
@@ -107,6 +116,16 @@ void metrics_render(metrics *m, db *d, buf *out)
                "# HELP meridian_disk_bytes Size of the region's SST files.\n"
                "# TYPE meridian_disk_bytes gauge\nmeridian_disk_bytes %llu\n",
                (unsigned long long)store_disk_bytes(d->st));
+    table **ts;
+    size_t nt = catalog_all(d->cat, &ts);
+    buf_puts(out, "# HELP meridian_replication_conflicts_total Concurrent writes that lost to "
+                  "another region's write here.\n"
+                  "# TYPE meridian_replication_conflicts_total counter\n");
+    for (size_t i = 0; i < nt; i++)
+        buf_printf(out, "meridian_replication_conflicts_total{account=\"%s\",table=\"%s\"} %llu\n",
+                   ts[i]->account, ts[i]->name, (unsigned long long)atomic_load(&ts[i]->conflicts));
+    catalog_release_all(ts, nt);
+    repl_render_metrics(m->repl, out);
     buf_printf(out,
                "# HELP meridian_up 1 while the region serves requests.\n"
                "# TYPE meridian_up gauge\nmeridian_up{region=\"%s\"} 1\n"

@@ -7,6 +7,8 @@
  *   meridian_items_stored, meridian_bytes_stored      gauges (all tables)
  *   meridian_disk_bytes                               gauge (SST files)
  *   meridian_up, meridian_start_time_seconds          gauges
+ *   meridian_replication_conflicts_total{account,table} counter
+ *   meridian_replication_* per peer                   see repl/repl.c
  * Updates are lock-free atomic increments; rendering reads them relaxed.
  */
 #ifndef MERIDIAN_METRICS_H
@@ -25,6 +27,9 @@ void metrics_free(metrics *m);
 /* op: dispatcher index (api_op_name) or -1 for requests that named no known
  * operation; outcome 0/1/2 as in api_response. */
 void metrics_observe_request(metrics *m, int op, int outcome, double seconds);
+struct repl;
+/* Replication metrics (and per-table conflicts) are rendered from r too. */
+void metrics_set_repl(metrics *m, struct repl *r);
 void metrics_render(metrics *m, db *d, buf *out);
 
 #endif

@@ -17,19 +17,23 @@
 #include "auth/credentials.h"
 #include "auth/sigv4.h"
 #include "db/db.h"
+#include "repl/repl.h"
 #include "server/http.h"
 #include "server/metrics.h"
 #include "util/log.h"
 
 #define CLUSTER_KEY_MIN 16
+#define CLUSTER_KEY_MAX 1024
 
 void server_usage(void)
 {
-    fprintf(stderr, "usage: meridian serve --region NAME --data DIR --listen HOST:PORT\n"
-                    "                      --peer-listen HOST:PORT [--peer NAME=HOST:PORT ...]\n"
-                    "                      --credentials FILE --cluster-key FILE\n"
-                    "                      [--log-level debug|info|warn|error] [--threads N]\n"
-                    "                      [--idle-timeout SECONDS] [--max-connections N]\n");
+    fprintf(stderr,
+            "usage: meridian serve --region NAME --data DIR --listen HOST:PORT\n"
+            "                      --peer-listen HOST:PORT [--peer NAME=HOST:PORT ...]\n"
+            "                      --credentials FILE --cluster-key FILE\n"
+            "                      [--log-level debug|info|warn|error] [--threads N]\n"
+            "                      [--idle-timeout SECONDS] [--max-connections N]\n"
+            "                      [--max-clock-skew-ms N] [--clock-offset-ms N (tests only)]\n");
 }
 
 int parse_host_port(const char *s, char **host, int *port)
@@ -84,6 +88,7 @@ int server_parse_args(int argc, char **argv, server_config *cfg)
     cfg->threads = 8;
     cfg->idle_timeout = 60;
     cfg->max_connections = 4096;
+    cfg->max_clock_skew_ms = 60000;
     static const struct option longopts[] = {
         {"region", required_argument, 0, 'r'},
         {"data", required_argument, 0, 'd'},
@@ -96,6 +101,8 @@ int server_parse_args(int argc, char **argv, server_config *cfg)
         {"threads", required_argument, 0, 't'},
         {"idle-timeout", required_argument, 0, 'i'},
         {"max-connections", required_argument, 0, 'm'},
+        {"max-clock-skew-ms", required_argument, 0, 'S'},
+        {"clock-offset-ms", required_argument, 0, 'O'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
@@ -235,7 +242,7 @@ void server_config_free(server_config *cfg)
 
 /* The cluster key authenticates links between regions (issue 3). It is
  * checked now so a deployment's configuration is complete from day one. */
-static int check_cluster_key(const char *path)
+static int check_cluster_key(const char *path, char *key, size_t *key_len)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
@@ -243,12 +250,20 @@ static int check_cluster_key(const char *path)
                 strerror(errno));
         return -1;
     }
-    char tmp[4096];
-    ssize_t n = read(fd, tmp, sizeof(tmp));
+    /* key holds CLUSTER_KEY_MAX bytes; a longer file is an error, not a truncation. */
+    char extra;
+    ssize_t n = read(fd, key, CLUSTER_KEY_MAX);
+    ssize_t more = n == CLUSTER_KEY_MAX ? read(fd, &extra, 1) : 0;
     close(fd);
     size_t len = n > 0 ? (size_t)n : 0;
-    while (len && (tmp[len - 1] == '\n' || tmp[len - 1] == '\r' || tmp[len - 1] == ' '))
+    while (len && (key[len - 1] == '\n' || key[len - 1] == '\r' || key[len - 1] == ' '))
         len--;
+    *key_len = len;
+    if (more > 0) {
+        fprintf(stderr, "meridian serve: cluster key file %s is longer than %d bytes\n", path,
+                CLUSTER_KEY_MAX);
+        return -1;
+    }
     if (len < CLUSTER_KEY_MIN) {
         fprintf(stderr,
                 "meridian serve: cluster key file %s must hold a secret of at least %d bytes\n",
@@ -281,6 +296,7 @@ static unsigned fit_connection_limit(unsigned wanted)
 int server_run(const server_config *cfg)
 {
     log_set_level((log_level)cfg->log_level);
+    hlc_set_offset_ms((int64_t)cfg->clock_offset_ms);
     log_set_region(cfg->region);
 
     cred_table creds;
@@ -290,7 +306,9 @@ int server_run(const server_config *cfg)
         fprintf(stderr, "meridian serve: %s\n", e.msg);
         return 1;
     }
-    if (check_cluster_key(cfg->cluster_key_path) < 0) {
+    char cluster_key[CLUSTER_KEY_MAX];
+    size_t cluster_key_len = 0;
+    if (check_cluster_key(cfg->cluster_key_path, cluster_key, &cluster_key_len) < 0) {
         cred_free(&creds);
         return 1;
     }
@@ -310,9 +328,31 @@ int server_run(const server_config *cfg)
         cred_free(&creds);
         return 1;
     }
+    d.max_skew_ms = cfg->max_clock_skew_ms;
+    repl_peer_cfg peers[SERVER_MAX_PEERS];
+    for (int i = 0; i < cfg->n_peers; i++)
+        peers[i] = (repl_peer_cfg){cfg->peers[i].name, cfg->peers[i].host, cfg->peers[i].port};
+    repl_config rc = {
+        .region = cfg->region,
+        .listen_host = cfg->peer_listen_host,
+        .listen_port = cfg->peer_listen_port,
+        .peers = peers,
+        .n_peers = (size_t)cfg->n_peers,
+        .key = (const uint8_t *)cluster_key,
+        .key_len = cluster_key_len,
+    };
+    repl *r = repl_start(&d, &rc, &e);
+    memset(cluster_key, 0, sizeof(cluster_key));
+    if (!r) {
+        fprintf(stderr, "meridian serve: %s\n", e.msg);
+        db_close(&d);
+        cred_free(&creds);
+        return 1;
+    }
     sigv4_verifier *verifier = sigv4_verifier_new(&creds, cfg->region, "dynamodb");
     metrics *m = metrics_new(cfg->region);
-    api_server api = {.d = &d, .verifier = verifier, .region = cfg->region, .m = m};
+    metrics_set_repl(m, r);
+    api_server api = {.d = &d, .repl = r, .verifier = verifier, .region = cfg->region, .m = m};
     http_options ho = {
         .host = cfg->listen_host,
         .port = cfg->listen_port,
@@ -326,6 +366,7 @@ int server_run(const server_config *cfg)
         fprintf(stderr, "meridian serve: %s\n", e.msg);
         sigv4_verifier_free(verifier);
         metrics_free(m);
+        repl_stop(r);
         db_close(&d);
         cred_free(&creds);
         return 1;
@@ -343,6 +384,7 @@ int server_run(const server_config *cfg)
     if (http_drain(http, drain_ms) < 0)
         log_warn("requests still in progress after %u ms: closing their connections", drain_ms);
     http_stop(http);
+    repl_stop(r);
     sigv4_verifier_free(verifier);
     metrics_free(m);
     db_close(&d);

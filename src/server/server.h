@@ -31,6 +31,8 @@ typedef struct server_config {
     unsigned threads;
     unsigned idle_timeout;
     unsigned max_connections;
+    long long clock_offset_ms;  /* test only: shifts this region's wall clock */
+    unsigned max_clock_skew_ms; /* received timestamps may lead the local clock by this */
 } server_config;
 
 /* Parses `serve` arguments (argv[0] is "serve"). Prints the problem and

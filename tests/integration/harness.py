@@ -661,3 +661,710 @@ def run_threads(fns):
 
 def utcnow():
     return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+
+
+# ===========================================================================
+# Multi-region clusters (global tables)
+#
+# `Cluster` runs one meridian process per region, all sharing one credentials
+# file and one cluster key, each started with `--peer` for every other
+# region. With proxied=True every directed peer link A→B (A's connection to
+# B's --peer-listen, which carries A's replication log to B and B's acks
+# back) goes through its own `LinkProxy`, so that tests can cut and heal
+# links. `wait_until` polls a condition with a deadline; `table_contents`
+# returns a table's items in a canonical, comparable form.
+# ===========================================================================
+
+import decimal as _decimal
+import re as _re
+import select as _select
+
+REGIONS3 = ("us-east-1", "eu-west-1", "ap-south-1")
+GLOBAL_TABLE_VERSION = "2019.11.21"
+
+
+def _short(text, limit=1500):
+    return text if len(text) <= limit else text[:limit] + "...(%d more characters)" % (len(text) - limit)
+
+
+def wait_until(fn, timeout=30.0, what=None, interval=0.05, max_interval=0.5):
+    """Calls fn() until it returns something truthy and returns that value.
+    Exceptions raised by fn count as "not yet" (the last one is reported).
+    After `timeout` seconds raises AssertionError naming `what` (a string, or
+    a callable returning one, evaluated only on failure) and fn's last
+    result or exception. Conditions that may legitimately be falsy (an empty
+    list) should be wrapped, e.g. `lambda: (cond(), value)`."""
+    deadline = time.monotonic() + timeout
+    delay = interval
+    last_value, last_error = None, None
+    while True:
+        try:
+            value = fn()
+        except Exception as ex:  # noqa: BLE001 - reported on timeout
+            last_error, last_value = ex, None
+        else:
+            if value:
+                return value
+            last_value, last_error = value, None
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        time.sleep(min(delay, remaining))
+        delay = min(delay * 1.5, max_interval)
+    if callable(what):
+        try:
+            what = what()
+        except Exception as ex:  # noqa: BLE001
+            what = "(description failed: %r)" % (ex,)
+    msg = "timed out after %gs waiting for %s" % (timeout, what or getattr(fn, "__name__", "a condition"))
+    if last_error is not None:
+        msg += "\nlast error: %s" % _short(repr(last_error))
+    else:
+        msg += "\nlast value: %s" % _short(repr(last_value))
+    raise AssertionError(msg)
+
+
+def canonical_value(v):
+    """An attribute value with set members sorted (sets have no order) and
+    binaries as bytes, recursively; everything else unchanged."""
+    (t, x), = v.items()
+    if t == "SS":
+        return {t: sorted(x)}
+    if t == "NS":
+        return {t: sorted(x, key=_decimal.Decimal)}
+    if t == "BS":
+        return {t: sorted(bytes(b) for b in x)}
+    if t == "B":
+        return {t: bytes(x)}
+    if t == "M":
+        return {t: {k: canonical_value(e) for k, e in x.items()}}
+    if t == "L":
+        return {t: [canonical_value(e) for e in x]}
+    return {t: x}
+
+
+def canonical_item(item):
+    return {k: canonical_value(v) for k, v in item.items()}
+
+
+def _json_default(o):
+    if isinstance(o, (bytes, bytearray)):
+        return "b64:" + base64.b64encode(bytes(o)).decode()
+    raise TypeError(type(o))
+
+
+def item_json(item):
+    """A canonical item as one deterministic JSON string (for sorting, sets, diffs)."""
+    return json.dumps(item, sort_keys=True, default=_json_default, ensure_ascii=True)
+
+
+def table_contents(c, table, consistent=True, max_pages=100000):
+    """Every item of `table` through client c (paginated Scan, ConsistentRead
+    by default), canonicalised (canonical_item) and sorted by item_json: two
+    regions hold the same data exactly when their table_contents are equal."""
+    items = []
+    kw = {"TableName": table, "ConsistentRead": consistent}
+    for _ in range(max_pages):
+        resp = c.scan(**kw)
+        items.extend(canonical_item(i) for i in resp.get("Items", []))
+        lek = resp.get("LastEvaluatedKey")
+        if not lek:
+            break
+        kw["ExclusiveStartKey"] = lek
+    else:
+        raise AssertionError("Scan of %s did not finish within %d pages" % (table, max_pages))
+    items.sort(key=item_json)
+    return items
+
+
+def describe_contents_difference(contents, key_names=("pk", "sk"), limit=5):
+    """Human-readable summary of how {region: table_contents} differ."""
+    regions = list(contents)
+    if not regions:
+        return "(no regions)"
+    base = regions[0]
+    base_set = {item_json(i) for i in contents[base]}
+    lines = ["%s: %d items" % (r, len(contents[r])) for r in regions]
+
+    def key_of(js):
+        item = json.loads(js)
+        return {k: item[k] for k in key_names if k in item}
+
+    for r in regions[1:]:
+        other = {item_json(i) for i in contents[r]}
+        only_base = sorted(base_set - other)[:limit]
+        only_other = sorted(other - base_set)[:limit]
+        if only_base or only_other:
+            lines.append("  %s has, %s has not (first %d): %s" % (base, r, limit, [key_of(j) for j in only_base]))
+            lines.append("  %s has, %s has not (first %d): %s" % (r, base, limit, [key_of(j) for j in only_other]))
+    return "\n".join(lines)
+
+
+# -- /metrics ----------------------------------------------------------------
+
+_METRIC_SAMPLE = _re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)(\s+-?\d+)?$')
+_METRIC_LABEL = _re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def scrape_metrics(server):
+    """GET /metrics of server: (samples [(name, labels dict, float)], {name: TYPE})."""
+    status, _, body = http_get(server.host, server.port, "/metrics")
+    if status != 200:
+        raise AssertionError("/metrics answered %d: %r" % (status, body[:200]))
+    samples, types = [], {}
+    for line in body.decode("utf-8").splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        if line.startswith("# TYPE "):
+            parts = line.split(None, 3)
+            if len(parts) == 4:
+                types[parts[2]] = parts[3]
+            continue
+        if line.startswith("#"):
+            continue
+        m = _METRIC_SAMPLE.match(line)
+        if not m:
+            raise AssertionError("unparsable metrics line: %r" % line)
+        samples.append((m.group(1), dict(_METRIC_LABEL.findall(m.group(3) or "")), float(m.group(4))))
+    return samples, types
+
+
+def metric_samples(samples, name, **labels):
+    return [(n, l, v) for n, l, v in samples if n == name and all(l.get(k) == x for k, x in labels.items())]
+
+
+def metric_value(samples, name, **labels):
+    """Sum of the samples of `name` whose labels include `labels` (0 if none)."""
+    return sum(v for _, _, v in metric_samples(samples, name, **labels))
+
+
+# -- TCP proxy of one directed peer link ------------------------------------
+
+def _abort_socket(sock):
+    """Closes sock with a reset (SO_LINGER 0): the peer sees the connection
+    refused/reset at once instead of a graceful end."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    except OSError:
+        pass
+    try:
+        sock.close()
+    except OSError:
+        pass
+
+
+class _ProxyPair:
+    """One proxied connection: the accepted client socket and its upstream,
+    pumped by two threads (one per direction, so that neither direction can
+    block the other). When either direction ends, both sockets are shut down;
+    the last pump thread closes them."""
+
+    def __init__(self, proxy, client_sock):
+        self.proxy = proxy
+        self.client = client_sock
+        self.upstream = None
+        self.closed = False
+        self.threads = []
+        self._running = 0
+
+    def shutdown(self):
+        """Ends the connection (from any thread): both sockets are shut down,
+        which wakes the pump threads; they close the sockets."""
+        self.closed = True
+        for s in (self.client, self.upstream):
+            if s is not None:
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def join(self, timeout):
+        deadline = time.monotonic() + timeout
+        for t in list(self.threads):
+            t.join(max(0.0, deadline - time.monotonic()))
+
+    def run(self):
+        """First thread: connects upstream, starts the reverse pump, pumps client → upstream."""
+        p = self.proxy
+        try:
+            target = p.target
+            if target is None:
+                raise OSError("proxy has no target")
+            up = socket.create_connection(target, timeout=p.connect_timeout)
+        except OSError:
+            with p._lock:
+                p.upstream_failures += 1
+                p._pairs.discard(self)
+            _abort_socket(self.client)
+            return
+        for s in (self.client, up):
+            try:
+                s.settimeout(p.io_timeout)
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+        with p._lock:
+            self.upstream = up
+            self._running = 2
+            cut = self.closed or p._mode is not None or p._stopping
+        if cut:
+            self.shutdown()
+        back = threading.Thread(target=self._pump, args=(up, self.client), daemon=True,
+                                name="proxy-%s-back" % p.name)
+        self.threads.append(back)
+        back.start()
+        self._pump(self.client, up)
+
+    def _pump(self, src, dst):
+        p = self.proxy
+        try:
+            while not self.closed:
+                readable, _, _ = _select.select([src], [], [], 0.5)
+                if not readable:
+                    continue
+                data = src.recv(p.bufsize)
+                if not data or self.closed:
+                    break
+                dst.sendall(data)
+                with p._lock:
+                    p.bytes_forwarded += len(data)
+        except (OSError, ValueError):
+            pass
+        finally:
+            self.shutdown()
+            with p._lock:
+                self._running -= 1
+                last = self._running == 0
+                if last:
+                    p._pairs.discard(self)
+            if last:
+                for s in (self.client, self.upstream):
+                    try:
+                        s.close()
+                    except OSError:
+                        pass
+
+
+class LinkProxy:
+    """A TCP forwarder on 127.0.0.1:<self.port> (a port the kernel chose) to
+    `target` (host, port), for one directed peer link.
+
+    Daemon threads only: one accepting, one per proxied connection (at most
+    max_connections at a time; more are refused). cut() shuts down every
+    current connection and then refuses new ones (mode "refuse": accepted and
+    reset at once) or black-holes them (mode "blackhole": accepted and held
+    open without ever reaching the target, as if packets were dropped);
+    heal() forwards new connections again and closes held ones. stop() ends
+    everything; it is bounded and idempotent. The target may change
+    (retarget) when the destination restarts on another port."""
+
+    def __init__(self, target=None, name="proxy", max_connections=64, connect_timeout=5.0,
+                 io_timeout=60.0, bufsize=65536):
+        self.name = name
+        self.target = target
+        self.max_connections = max_connections
+        self.connect_timeout = connect_timeout
+        self.io_timeout = io_timeout
+        self.bufsize = bufsize
+        self.accepted = 0           # connections accepted (any mode)
+        self.refused = 0            # connections reset because of a cut or the limit
+        self.upstream_failures = 0  # target did not accept
+        self.bytes_forwarded = 0    # both directions
+        self._lock = threading.Lock()
+        self._mode = None           # None (forwarding), "refuse" or "blackhole"
+        self._pairs = set()
+        self._held = []
+        self._stopping = False
+        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(128)
+        self._listener.settimeout(0.2)
+        self.port = self._listener.getsockname()[1]
+        self._thread = threading.Thread(target=self._accept_loop, daemon=True,
+                                        name="proxy-%s" % name)
+        self._thread.start()
+
+    def __repr__(self):
+        return "LinkProxy(%s :%d -> %r, mode=%s)" % (self.name, self.port, self.target, self._mode)
+
+    @property
+    def address(self):
+        return ("127.0.0.1", self.port)
+
+    @property
+    def mode(self):
+        return self._mode
+
+    @property
+    def is_cut(self):
+        return self._mode is not None
+
+    def connection_count(self):
+        with self._lock:
+            return len(self._pairs)
+
+    def held_count(self):
+        with self._lock:
+            return len(self._held)
+
+    def retarget(self, target):
+        """New connections go to target; current ones are closed."""
+        self.target = target
+        self._close_pairs()
+
+    def _accept_loop(self):
+        try:
+            while not self._stopping:
+                try:
+                    conn, _ = self._listener.accept()
+                except socket.timeout:
+                    continue
+                except OSError:
+                    if self._stopping:
+                        break
+                    time.sleep(0.05)
+                    continue
+                conn.settimeout(self.io_timeout)
+                pair = None
+                drop = None
+                with self._lock:
+                    self.accepted += 1
+                    if self._stopping or self._mode == "refuse" or len(self._pairs) >= self.max_connections:
+                        self.refused += 1
+                        drop = conn
+                    elif self._mode == "blackhole":
+                        self._held.append(conn)
+                        if len(self._held) > self.max_connections:
+                            drop = self._held.pop(0)
+                    else:
+                        pair = _ProxyPair(self, conn)
+                        self._pairs.add(pair)
+                if drop is not None:
+                    _abort_socket(drop)
+                if pair is not None:
+                    t = threading.Thread(target=pair.run, daemon=True, name="proxy-%s-conn" % self.name)
+                    pair.threads.append(t)
+                    t.start()
+        finally:
+            try:
+                self._listener.close()
+            except OSError:
+                pass
+
+    def _close_pairs(self, timeout=5.0):
+        with self._lock:
+            pairs = list(self._pairs)
+        for pair in pairs:
+            pair.shutdown()
+        deadline = time.monotonic() + timeout
+        for pair in pairs:
+            pair.join(max(0.0, deadline - time.monotonic()))
+
+    def _close_held(self):
+        with self._lock:
+            held, self._held = self._held, []
+        for s in held:
+            _abort_socket(s)
+
+    def cut(self, mode="refuse"):
+        """Closes every current connection; new ones are refused ("refuse") or
+        black-holed ("blackhole") until heal()."""
+        if mode not in ("refuse", "blackhole"):
+            raise ValueError("mode must be 'refuse' or 'blackhole'")
+        with self._lock:
+            self._mode = mode
+        if mode == "refuse":
+            self._close_held()
+        self._close_pairs()
+
+    def heal(self):
+        """Forwards new connections again; black-holed ones are closed (so
+        their owners reconnect instead of waiting for their own timeouts)."""
+        with self._lock:
+            self._mode = None
+        self._close_held()
+
+    def stop(self, timeout=5.0):
+        with self._lock:
+            self._stopping = True
+        self._thread.join(timeout)
+        self._close_held()
+        self._close_pairs(timeout)
+
+    def stopped(self):
+        return self._stopping and not self._thread.is_alive()
+
+
+def _distinct_free_ports(n):
+    """n distinct TCP ports on 127.0.0.1 that were free a moment ago."""
+    ports = []
+    for _ in range(n * 20):
+        p = free_port()
+        if p not in ports:
+            ports.append(p)
+        if len(ports) == n:
+            return ports
+    raise ServerError("could not find %d distinct free ports" % n)
+
+
+class Cluster:
+    """One meridian process per region, wired to each other as peers.
+
+    cluster[name] is that region's Server; cluster.client(name) a boto3
+    client for it. extra_args is a list of arguments for every region or a
+    dict {region: [arguments]}. With proxied=True each directed link A→B is
+    a LinkProxy (cluster.proxies[(A, B)]) and cut()/heal() control links.
+    stop() ends everything (each region with SIGTERM, exit code 0 asserted)
+    and removes temporary files."""
+
+    def __init__(self, names=REGIONS3, proxied=False, extra_args=None, tag="cluster",
+                 log_level=None, start=True):
+        if ENDPOINT:
+            raise ServerError("a Cluster needs meridian processes (MERIDIAN_TEST_ENDPOINT is set)")
+        self.names = tuple(names)
+        if len(set(self.names)) != len(self.names) or len(self.names) < 2:
+            raise ValueError("a Cluster needs at least two distinct region names: %r" % (names,))
+        self.proxied = proxied
+        self.tag = tag
+        self._stopped = False
+        self.servers = {}
+        self.proxies = {}
+        self.root = tempfile.mkdtemp(prefix="meridian-it-%s-" % tag)
+        self.cred_path = os.path.join(self.root, "credentials")
+        self.cluster_key_path = os.path.join(self.root, "cluster.key")
+        with open(self.cred_path, "w") as f:
+            f.write("# meridian integration test credentials (cluster %s)\n\n" % tag)
+            for ak, sk, acct in DEFAULT_CREDENTIALS:
+                f.write("%s %s %s\n" % (ak, sk, acct))
+        os.chmod(self.cred_path, 0o600)
+        with open(self.cluster_key_path, "w") as f:
+            f.write("it-cluster-key-%s\n" % base64.b16encode(os.urandom(24)).decode().lower())
+        os.chmod(self.cluster_key_path, 0o600)
+        try:
+            # Proxies first: their listeners hold their ports, so the ports
+            # picked for the servers below cannot collide with them.
+            if proxied:
+                for a in self.names:
+                    for b in self.names:
+                        if a != b:
+                            self.proxies[(a, b)] = LinkProxy(name="%s->%s" % (a, b))
+            ports = _distinct_free_ports(2 * len(self.names))
+            for i, n in enumerate(self.names):
+                if isinstance(extra_args, dict):
+                    user_args = list(extra_args.get(n, ()))
+                else:
+                    user_args = list(extra_args or ())
+                s = Server(name="%s-%s" % (tag, n), region=n, log_level=log_level)
+                s.cred_path = self.cred_path
+                s.cluster_key_path = self.cluster_key_path
+                s.port, s.peer_port = ports[2 * i], ports[2 * i + 1]
+                s.user_args = user_args
+                self.servers[n] = s
+            for n in self.names:
+                s = self.servers[n]
+                s.extra_args = self.peer_args(n) + s.user_args
+            if proxied:
+                for (a, b), p in self.proxies.items():
+                    p.target = ("127.0.0.1", self.servers[b].peer_port)
+            if start:
+                self.start()
+        except BaseException:
+            self.stop(check=False)
+            raise
+
+    # -- wiring ---------------------------------------------------------------
+    def peer_address(self, a, b):
+        """(host, port) that region a is told to reach peer b at."""
+        if self.proxied:
+            return self.proxies[(a, b)].address
+        return ("127.0.0.1", self.servers[b].peer_port)
+
+    def peer_args(self, name):
+        args = []
+        for other in self.names:
+            if other != name:
+                host, port = self.peer_address(name, other)
+                args += ["--peer", "%s=%s:%d" % (other, host, port)]
+        return args
+
+    def _check_ports(self, name, old_peer_port):
+        s = self.servers[name]
+        if s.peer_port == old_peer_port:
+            return
+        if self.proxied:
+            for (a, b), p in self.proxies.items():
+                if b == name:
+                    p.retarget(("127.0.0.1", s.peer_port))
+            return
+        raise ServerError("region %s had to move its peer port (%d -> %d); its peers still use the old "
+                          "one" % (name, old_peer_port, s.peer_port))
+
+    # -- access ---------------------------------------------------------------
+    def __getitem__(self, name):
+        return self.servers[name]
+
+    def __iter__(self):
+        return iter(self.names)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop(check=exc[0] is None)
+        return False
+
+    def client(self, name, **kw):
+        return client(self.servers[name], **kw)
+
+    def metrics(self, name):
+        return scrape_metrics(self.servers[name])
+
+    # -- lifecycle ------------------------------------------------------------
+    def start(self, timeout=30.0):
+        for n in self.names:
+            s = self.servers[n]
+            if not s.running():
+                old = s.peer_port
+                s.start(timeout=timeout, new_ports=False)
+                self._check_ports(n, old)
+        return self
+
+    def kill9(self, name):
+        s = self.servers[name]
+        s.kill9()
+        return s.proc.returncode if s.proc is not None else None
+
+    def restart(self, name, timeout=30.0):
+        """Stops the region (SIGTERM, exit 0 asserted) if it runs, then starts
+        it again on the same data directory and ports. Clients made before
+        should be replaced (the API port may change if it was taken)."""
+        s = self.servers[name]
+        if s.running():
+            s.stop()
+        old = s.peer_port
+        s.start(timeout=timeout, new_ports=False)
+        self._check_ports(name, old)
+        return s
+
+    def stop(self, check=True):
+        """Stops every region (SIGTERM; exit code 0 asserted when check) and
+        every proxy, removes temporary files. Idempotent."""
+        if self._stopped:
+            return
+        self._stopped = True
+        errors = []
+        for n in self.names:
+            s = self.servers.get(n)
+            if s is None:
+                continue
+            try:
+                s.close()
+            except Exception as ex:  # noqa: BLE001 - re-raised below
+                errors.append(ex)
+        for p in self.proxies.values():
+            try:
+                p.stop()
+            except Exception as ex:  # noqa: BLE001
+                errors.append(ex)
+        if not os.environ.get("MERIDIAN_TEST_KEEP"):
+            shutil.rmtree(self.root, ignore_errors=True)
+        if errors and check:
+            raise errors[0]
+
+    # -- links (proxied clusters) ---------------------------------------------
+    def _link(self, a, b):
+        if not self.proxied:
+            raise ServerError("cut/heal need Cluster(proxied=True)")
+        if a == b or a not in self.servers or b not in self.servers:
+            raise ValueError("no link %s <-> %s" % (a, b))
+        return self.proxies[(a, b)], self.proxies[(b, a)]
+
+    def cut(self, a, b, mode="refuse"):
+        """Partitions a and b: both directed links lose their connections and
+        refuse (or black-hole) new ones."""
+        for p in self._link(a, b):
+            p.cut(mode)
+
+    def heal(self, a, b):
+        for p in self._link(a, b):
+            p.heal()
+
+    def isolate(self, name, mode="refuse"):
+        for other in self.names:
+            if other != name:
+                self.cut(name, other, mode)
+
+    def heal_all(self):
+        for p in self.proxies.values():
+            p.heal()
+
+    # -- global tables ----------------------------------------------------------
+    def replica_statuses(self, name, table):
+        """{region: ReplicaStatus} and GlobalTableVersion from DescribeTable in region name."""
+        desc = self.client(name).describe_table(TableName=table)["Table"]
+        return ({r["RegionName"]: r.get("ReplicaStatus") for r in desc.get("Replicas", [])},
+                desc.get("GlobalTableVersion"))
+
+    def wait_replicas(self, table, regions, timeout=30.0):
+        """Waits until DescribeTable in every one of `regions` lists exactly
+        `regions` as replicas, all ACTIVE, with GlobalTableVersion 2019.11.21."""
+        regions = list(regions)
+        want = ({r: "ACTIVE" for r in regions}, GLOBAL_TABLE_VERSION)
+        for r in regions:
+            wait_until(lambda: self.replica_statuses(r, table) == want, timeout,
+                       what="%s in %s to list replicas %s all ACTIVE" % (table, r, regions))
+
+    def create_global_table(self, table, regions=None, origin=None, hash_key=("pk", "S"),
+                            range_key=None, timeout=30.0, **kw):
+        """Creates `table` in origin (default: the first region) and adds the
+        other regions as replicas one UpdateTable at a time, each time waiting
+        until every replica so far reports every replica ACTIVE."""
+        regions = list(regions or self.names)
+        origin = origin or regions[0]
+        c = self.client(origin)
+        create_table(c, table, hash_key, range_key, **kw)
+        added = [origin]
+        for r in regions:
+            if r == origin:
+                continue
+            c.update_table(TableName=table, ReplicaUpdates=[{"Create": {"RegionName": r}}])
+            added.append(r)
+            self.wait_replicas(table, added, timeout)
+        return added
+
+    def wait_converged(self, table, regions=None, timeout=60.0):
+        """Polls until table_contents of `table` is identical in every one of
+        `regions` (default: all); returns those contents."""
+        regions = list(regions or self.names)
+        clients = {r: self.client(r) for r in regions}
+        seen = {}
+
+        def check():
+            seen.clear()
+            for r in regions:
+                seen[r] = table_contents(clients[r], table)
+            first = seen[regions[0]]
+            if all(seen[r] == first for r in regions[1:]):
+                return (True, first)
+            return None
+
+        return wait_until(check, timeout,
+                          what=lambda: "%s to converge in %s\n%s" % (
+                              table, regions, describe_contents_difference(seen)))[1]
+
+    def wait_item(self, name, table, key, expected, timeout=30.0):
+        """Polls GetItem (consistent) of key in region name until the item is
+        `expected` (compared canonically; None = absent)."""
+        c = self.client(name)
+        want = canonical_item(expected) if expected is not None else None
+
+        def check():
+            got = c.get_item(TableName=table, Key=key, ConsistentRead=True).get("Item")
+            got = canonical_item(got) if got is not None else None
+            if got != want:
+                raise AssertionError("item is %r" % (got,))
+            return (True, got)
+
+        return wait_until(check, timeout, what="%s of %s in %s to be %r" % (key, table, name, expected))[1]

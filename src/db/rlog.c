@@ -1,0 +1,86 @@
+/* rlog.c - replication log sequence numbers and watermark (see rlog.h). */
+#include "db/rlog.h"
+
+#include <errno.h>
+#include <time.h>
+
+void rlog_init(rlog *l, uint64_t last_on_disk)
+{
+    pthread_mutex_init(&l->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&l->advanced, &ca);
+    pthread_condattr_destroy(&ca);
+    l->next = last_on_disk + 1;
+    l->stable = last_on_disk;
+    l->n_out = 0;
+}
+
+void rlog_destroy(rlog *l)
+{
+    pthread_mutex_destroy(&l->mu);
+    pthread_cond_destroy(&l->advanced);
+}
+
+uint64_t rlog_reserve(rlog *l, uint32_t n)
+{
+    pthread_mutex_lock(&l->mu);
+    while (l->n_out == RLOG_MAX_OUTSTANDING)
+        pthread_cond_wait(&l->advanced, &l->mu);
+    uint64_t first = l->next;
+    l->next += n;
+    l->out[l->n_out].first = first;
+    l->out[l->n_out].n = n;
+    l->out[l->n_out].done = false;
+    l->n_out++;
+    pthread_mutex_unlock(&l->mu);
+    return first;
+}
+
+void rlog_done(rlog *l, uint64_t first)
+{
+    pthread_mutex_lock(&l->mu);
+    for (size_t i = 0; i < l->n_out; i++)
+        if (l->out[i].first == first) l->out[i].done = true;
+    /* Retire finished reservations from the front: the watermark moves past them. */
+    size_t k = 0;
+    while (k < l->n_out && l->out[k].done) {
+        l->stable = l->out[k].first + l->out[k].n - 1;
+        k++;
+    }
+    if (k > 0) {
+        for (size_t i = k; i < l->n_out; i++)
+            l->out[i - k] = l->out[i];
+        l->n_out -= k;
+        pthread_cond_broadcast(&l->advanced);
+    }
+    pthread_mutex_unlock(&l->mu);
+}
+
+uint64_t rlog_stable(rlog *l)
+{
+    pthread_mutex_lock(&l->mu);
+    uint64_t s = l->stable;
+    pthread_mutex_unlock(&l->mu);
+    return s;
+}
+
+uint64_t rlog_wait(rlog *l, uint64_t after, int timeout_ms)
+{
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += timeout_ms / 1000;
+    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&l->mu);
+    while (l->stable <= after) {
+        if (pthread_cond_timedwait(&l->advanced, &l->mu, &deadline) == ETIMEDOUT) break;
+    }
+    uint64_t s = l->stable;
+    pthread_mutex_unlock(&l->mu);
+    return s;
+}

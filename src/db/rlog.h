@@ -1,0 +1,51 @@
+/* rlog.h - the replication log's sequence numbers and visibility watermark.
+ *
+ * Every write to a global table appends one entry to the rlog column family
+ * under the key u64 BE `seq`, in the same RocksDB batch as the item itself.
+ * Sequence numbers are reserved before the batch commits, and batches commit
+ * concurrently (group commit), so entries can become durable out of order:
+ * seq 7 may be on disk while seq 6 is still being written. A reader streaming
+ * the log must therefore stop at the watermark: the largest seq such that
+ * every smaller reserved seq has finished (committed or failed). Invariant:
+ *   stable < every outstanding reservation, and every seq <= stable that was
+ *   committed is readable.
+ * A failed batch leaves a hole, which readers simply never see. After a
+ * restart nothing is outstanding: next = last key on disk + 1.
+ */
+#ifndef MERIDIAN_RLOG_H
+#define MERIDIAN_RLOG_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define RLOG_MAX_OUTSTANDING 4096
+
+typedef struct rlog {
+    pthread_mutex_t mu;
+    pthread_cond_t advanced; /* broadcast whenever stable grows */
+    uint64_t next;           /* next seq to reserve */
+    uint64_t stable;         /* watermark: see above */
+    /* Outstanding reservations in increasing order: [first, first + n). */
+    size_t n_out;
+    struct {
+        uint64_t first;
+        uint32_t n;
+        bool done;
+    } out[RLOG_MAX_OUTSTANDING];
+} rlog;
+
+/* last_on_disk: the largest seq found in the rlog column family (0 if none). */
+void rlog_init(rlog *l, uint64_t last_on_disk);
+void rlog_destroy(rlog *l);
+/* Reserves n consecutive seqs; returns the first. Blocks while too many
+ * reservations are outstanding. */
+uint64_t rlog_reserve(rlog *l, uint32_t n);
+/* Marks a reservation finished (its batch committed or failed). */
+void rlog_done(rlog *l, uint64_t first);
+uint64_t rlog_stable(rlog *l);
+/* Waits until stable > after or timeout_ms passes; returns the watermark. */
+uint64_t rlog_wait(rlog *l, uint64_t after, int timeout_ms);
+
+#endif

@@ -1,0 +1,1097 @@
+/* repl.c - peer links: one sender thread per peer streaming this region's
+ * replication log (and table back-fills) to it, and receiver threads applying
+ * what the peers stream here. See docs/REPLICATION.md for the protocol.
+ *
+ * Sender state machine (one per peer, sender_main):
+ *   DISCONNECTED --connect+handshake--> STREAMING --I/O error/timeout--> DISCONNECTED
+ * In STREAMING the sender keeps at most SEND_WINDOW batches unacknowledged; a
+ * BATCH frame's payload is `u64 through | batch` where `through` is the log
+ * position the receiver may record once the batch is applied. Back-fills are
+ * interleaved between log batches and carry the current position unchanged,
+ * so a broken back-fill is simply redone from the start after reconnecting
+ * (its marker in meta is deleted only when the END batch is acknowledged).
+ *
+ * Receiver (one per inbound connection, receiver_main): handshake, then
+ * apply each BATCH in order and answer ACK{through} once it is durable.
+ * Applies from one source region are serialised by that source's apply_mu.
+ */
+#include "repl/repl.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "item/codec.h"
+#include "repl/wire.h"
+#include "util/log.h"
+
+#define SEND_WINDOW        16
+#define SEND_BATCH_ENTRIES 512
+#define SEND_BATCH_BYTES   (1u << 20)
+#define IO_TIMEOUT_MS      15000
+#define HEARTBEAT_MS       1000
+#define RECV_IDLE_LIMIT_MS 30000
+#define BACKOFF_MAX_MS     2000
+#define MAX_CONNS          64
+#define BACKFILL_PREFIX    "backfill/"
+
+static const double lat_le[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                0.25,  0.5,    1,     2.5,  5,     10};
+#define N_LAT (sizeof(lat_le) / sizeof(lat_le[0]))
+
+typedef struct inflight {
+    uint64_t through;
+    bool backfill_end;
+    uint8_t uid[TABLE_UID_LEN];
+} inflight;
+
+/* Sender side of the link to one peer. */
+typedef struct peer_link {
+    repl *r;
+    char name[REPL_REGION_MAX + 1];
+    char host[256];
+    int port;
+    pthread_t thread;
+    bool started;
+    _Atomic int up;         /* connected and handshaken */
+    _Atomic int fd;         /* current socket, -1 if none (for shutdown) */
+    _Atomic uint64_t acked; /* log position the peer has applied */
+    _Atomic uint64_t sent;  /* log position sent */
+    _Atomic uint64_t reconnects;
+    _Atomic uint64_t backfills_done;
+    _Atomic uint64_t bf_sent, bf_total; /* progress of the current back-fill */
+} peer_link;
+
+/* Receiver side: what arrives from one source region. */
+typedef struct source_state {
+    char name[REPL_REGION_MAX + 1];
+    pthread_mutex_t apply_mu;
+    _Atomic uint64_t lat_bucket[N_LAT + 1];
+    _Atomic uint64_t lat_sum_us;
+    _Atomic uint64_t applied_entries;
+    _Atomic uint64_t last_apply_ms;
+    _Atomic uint64_t last_commit_ms; /* origin commit time of the newest entry applied */
+} source_state;
+
+typedef struct conn {
+    repl *r;
+    int fd;
+    pthread_t thread;
+    _Atomic bool done;
+    bool used;
+} conn;
+
+struct repl {
+    db *d;
+    char region[REPL_REGION_MAX + 1];
+    uint8_t key[1024];
+    size_t key_len;
+    peer_link *links;
+    source_state *sources;
+    size_t n_peers;
+    int listen_fd;
+    pthread_t accept_thread;
+    _Atomic bool running;
+    pthread_mutex_t conn_mu;
+    conn conns[MAX_CONNS];
+    _Atomic uint64_t kick_gen;
+};
+
+static uint64_t now_ms(void)
+{
+    return hlc_wall_ms();
+}
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void sleep_ms(unsigned ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+bool repl_is_peer(const repl *r, const char *region)
+{
+    for (size_t i = 0; i < r->n_peers; i++)
+        if (strcmp(r->links[i].name, region) == 0) return true;
+    return false;
+}
+
+static source_state *source_of(repl *r, const char *region)
+{
+    for (size_t i = 0; i < r->n_peers; i++)
+        if (strcmp(r->sources[i].name, region) == 0) return &r->sources[i];
+    return NULL;
+}
+
+static void hex(char *out, const uint8_t *p, size_t n)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[p[i] >> 4];
+        out[2 * i + 1] = digits[p[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+void repl_backfill_marker(buf *key, const char *peer, const uint8_t uid[TABLE_UID_LEN])
+{
+    char h[2 * TABLE_UID_LEN + 1];
+    hex(h, uid, TABLE_UID_LEN);
+    buf_puts(key, BACKFILL_PREFIX);
+    buf_puts(key, peer);
+    buf_putc(key, '/');
+    buf_puts(key, h);
+}
+
+void repl_kick(repl *r)
+{
+    if (r) atomic_fetch_add(&r->kick_gen, 1);
+}
+
+/* ------------------------------------------------------------------ sender */
+
+typedef struct sender_conn {
+    peer_link *l;
+    int fd;
+    uint64_t pos; /* last log position sent */
+    inflight q[SEND_WINDOW];
+    size_t qh, qn;
+    uint64_t last_send;
+} sender_conn;
+
+static int connect_to(const char *host, int port, int timeout_ms, err *e)
+{
+    char portstr[16];
+    snprintf(portstr, sizeof(portstr), "%d", port);
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *res = NULL;
+    if (getaddrinfo(host, portstr, &hints, &res) != 0 || !res)
+        return err_set(e, ERR_UNAVAILABLE, "cannot resolve %s", host);
+    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) {
+        freeaddrinfo(res);
+        return err_set(e, ERR_UNAVAILABLE, "socket: %s", strerror(errno));
+    }
+    int rc = connect(fd, res->ai_addr, res->ai_addrlen);
+    freeaddrinfo(res);
+    if (rc != 0 && errno != EINPROGRESS) {
+        close(fd);
+        return err_set(e, ERR_UNAVAILABLE, "connect: %s", strerror(errno));
+    }
+    if (rc != 0) {
+        struct pollfd p = {.fd = fd, .events = POLLOUT};
+        int soerr = 0;
+        socklen_t sl = sizeof(soerr);
+        if (poll(&p, 1, timeout_ms) != 1 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) ||
+            soerr) {
+            close(fd);
+            return err_set(e, ERR_UNAVAILABLE, "connect: %s",
+                           soerr ? strerror(soerr) : "timed out");
+        }
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    return fd;
+}
+
+/* Reads one frame from the receiver (an ACK) if one arrives within wait_ms.
+ * Returns 0 if one was handled, 1 if none arrived, -1 on a broken link. */
+static int read_ack(sender_conn *c, int wait_ms, err *e)
+{
+    struct pollfd p = {.fd = c->fd, .events = POLLIN};
+    int pr = poll(&p, 1, wait_ms);
+    if (pr < 0 && errno != EINTR) return err_set(e, ERR_UNAVAILABLE, "poll: %s", strerror(errno));
+    if (pr <= 0) return 1;
+    buf payload;
+    buf_init(&payload);
+    repl_frame_type type;
+    int rc = repl_frame_recv(c->fd, &type, &payload, IO_TIMEOUT_MS, e);
+    if (rc == 0 && type == REPL_F_ERROR) {
+        rc = err_set(e, ERR_UNAVAILABLE, "peer refused: %.*s", (int)payload.len,
+                     payload.data ? (char *)payload.data : "");
+    } else if (rc == 0 && type == REPL_F_ACK) {
+        uint64_t through;
+        if (c->qn == 0 || repl_get_u64(&payload, 0, &through) < 0) {
+            rc = err_set(e, ERR_VALIDATION, "unexpected acknowledgement");
+        } else {
+            inflight *f = &c->q[c->qh];
+            atomic_store(&c->l->acked, f->through);
+            if (f->backfill_end) {
+                buf k;
+                buf_init(&k);
+                repl_backfill_marker(&k, c->l->name, f->uid);
+                store_batch *b = store_batch_new(c->l->r->d->st);
+                store_batch_delete(b, STORE_CF_META, k.data, k.len);
+                if (store_write(c->l->r->d->st, b, e) < 0) rc = -1;
+                store_batch_free(b);
+                buf_free(&k);
+                atomic_fetch_add(&c->l->backfills_done, 1);
+            }
+            c->qh = (c->qh + 1) % SEND_WINDOW;
+            c->qn--;
+        }
+    }
+    buf_free(&payload);
+    return rc;
+}
+
+/* Sends a BATCH frame, `through | batch`, once the window has room. */
+static int send_batch(sender_conn *c, buf *batch, uint64_t through, bool backfill_end,
+                      const uint8_t *uid, err *e)
+{
+    while (c->qn >= SEND_WINDOW) {
+        int rc = read_ack(c, IO_TIMEOUT_MS, e);
+        if (rc < 0) return -1;
+        if (rc == 1)
+            return err_set(e, ERR_UNAVAILABLE, "no acknowledgement for %d s", IO_TIMEOUT_MS / 1000);
+    }
+    buf frame;
+    buf_init(&frame);
+    buf_put_u64be(&frame, through);
+    buf_append(&frame, batch->data, batch->len);
+    int rc = repl_frame_send(c->fd, REPL_F_BATCH, frame.data, frame.len, IO_TIMEOUT_MS, e);
+    buf_free(&frame);
+    if (rc < 0) return -1;
+    inflight *f = &c->q[(c->qh + c->qn) % SEND_WINDOW];
+    f->through = through;
+    f->backfill_end = backfill_end;
+    if (uid) memcpy(f->uid, uid, TABLE_UID_LEN);
+    c->qn++;
+    c->last_send = mono_ms();
+    return 0;
+}
+
+static void frame_start(buf *batch)
+{
+    repl_batch_begin(batch);
+}
+
+static bool peer_replicates(table *t, const char *peer)
+{
+    pthread_mutex_lock(&t->settings_mu);
+    bool yes = table_settings_replica(&t->settings, peer) != NULL;
+    pthread_mutex_unlock(&t->settings_mu);
+    return yes;
+}
+
+/* Streams table uid's current contents (items and tombstones, with their
+ * versions) to the peer, framed by BACKFILL_BEGIN/END. */
+static int run_backfill(sender_conn *c, const uint8_t *uid, err *e)
+{
+    repl *r = c->l->r;
+    table *t = catalog_get_uid(r->d->cat, uid);
+    if (!t || !peer_replicates(t, c->l->name)) {
+        /* The table or the replica is gone: nothing to send, forget the marker. */
+        if (t) table_release(t);
+        buf k;
+        buf_init(&k);
+        repl_backfill_marker(&k, c->l->name, uid);
+        store_batch *b = store_batch_new(r->d->st);
+        store_batch_delete(b, STORE_CF_META, k.data, k.len);
+        int rc = store_write(r->d->st, b, e);
+        store_batch_free(b);
+        buf_free(&k);
+        return rc;
+    }
+    log_info("back-filling table %s to %s", t->name, c->l->name);
+    atomic_store(&c->l->bf_sent, 0);
+    atomic_store(&c->l->bf_total, (uint64_t)atomic_load(&t->item_count));
+    table_settings s;
+    pthread_mutex_lock(&t->settings_mu);
+    s = t->settings;
+    pthread_mutex_unlock(&t->settings_mu);
+    char *json = catalog_descriptor_json(t, &s);
+
+    int rc = -1;
+    buf frame, ent;
+    buf_init(&frame);
+    buf_init(&ent);
+    frame_start(&frame);
+    uint32_t count = 0;
+    repl_entry en;
+    memset(&en, 0, sizeof(en));
+    en.kind = REPL_BACKFILL_BEGIN;
+    memcpy(en.table_uid, uid, TABLE_UID_LEN);
+    en.ts = s.version;
+    en.origin = r->region;
+    en.prev_origin = "";
+    en.pk = (const uint8_t *)"";
+    en.data = (const uint8_t *)json;
+    en.data_len = strlen(json);
+    repl_entry_encode(&ent, &en);
+    repl_batch_add(&frame, c->pos, ent.data, ent.len);
+    count++;
+
+    uint8_t lo[8], hi[8];
+    store_u64be(lo, t->id);
+    store_u64be(hi, t->id + 1);
+    store_iter *it = store_iter_new(r->d->st, STORE_CF_ITEMS, lo, 8, hi, 8);
+    arena a;
+    arena_init(&a);
+    for (store_iter_first(it); store_iter_valid(it); store_iter_next(it)) {
+        if (!atomic_load(&r->running)) {
+            err_set(e, ERR_UNAVAILABLE, "stopping");
+            goto out;
+        }
+        size_t kl, vl;
+        const uint8_t *k = store_iter_key(it, &kl);
+        const uint8_t *v = store_iter_value(it, &vl);
+        item_record rec;
+        arena_free(&a);
+        arena_init(&a);
+        if (record_decode(&a, v, vl, &rec) < 0) continue; /* never stream garbage */
+        memset(&en, 0, sizeof(en));
+        en.kind = REPL_BACKFILL_ITEM;
+        en.flags = rec.tombstone ? REPL_FLAG_TOMBSTONE : 0;
+        memcpy(en.table_uid, uid, TABLE_UID_LEN);
+        en.ts = rec.ts;
+        en.origin = rec.origin;
+        en.prev_origin = "";
+        db_split_key(t, k, kl, &en);
+        size_t hl = record_header_len(v, vl);
+        en.data = rec.tombstone ? NULL : v + hl;
+        en.data_len = rec.tombstone ? 0 : vl - hl;
+        buf_reset(&ent);
+        repl_entry_encode(&ent, &en);
+        repl_batch_add(&frame, c->pos, ent.data, ent.len);
+        count++;
+        atomic_fetch_add(&c->l->bf_sent, 1);
+        if (count >= SEND_BATCH_ENTRIES || frame.len >= SEND_BATCH_BYTES) {
+            repl_batch_finish(&frame, count);
+            if (send_batch(c, &frame, c->pos, false, NULL, e) < 0) goto out;
+            frame_start(&frame);
+            count = 0;
+        }
+    }
+    if (store_iter_status(it, e) < 0) goto out;
+    memset(&en, 0, sizeof(en));
+    en.kind = REPL_BACKFILL_END;
+    memcpy(en.table_uid, uid, TABLE_UID_LEN);
+    en.origin = r->region;
+    en.prev_origin = "";
+    en.pk = (const uint8_t *)"";
+    buf_reset(&ent);
+    repl_entry_encode(&ent, &en);
+    repl_batch_add(&frame, c->pos, ent.data, ent.len);
+    count++;
+    repl_batch_finish(&frame, count);
+    if (send_batch(c, &frame, c->pos, true, uid, e) < 0) goto out;
+    rc = 0;
+out:
+    arena_free(&a);
+    store_iter_free(it);
+    buf_free(&frame);
+    buf_free(&ent);
+    free(json);
+    table_release(t);
+    return rc;
+}
+
+/* Back-fills owed to this peer, oldest marker first. */
+static int pending_backfill(repl *r, const char *peer, uint8_t *uid)
+{
+    buf lo, hi;
+    buf_init(&lo);
+    buf_init(&hi);
+    buf_puts(&lo, BACKFILL_PREFIX);
+    buf_puts(&lo, peer);
+    buf_putc(&lo, '/');
+    buf_append(&hi, lo.data, lo.len - 1);
+    buf_putc(&hi, '/' + 1);
+    store_iter *it = store_iter_new(r->d->st, STORE_CF_META, lo.data, lo.len, hi.data, hi.len);
+    store_iter_first(it);
+    int found = 0;
+    if (store_iter_valid(it)) {
+        size_t kl;
+        const uint8_t *k = store_iter_key(it, &kl);
+        if (kl == lo.len + 2 * TABLE_UID_LEN) {
+            found = 1;
+            for (size_t i = 0; i < TABLE_UID_LEN; i++) {
+                unsigned v;
+                char h[3] = {(char)k[lo.len + 2 * i], (char)k[lo.len + 2 * i + 1], 0};
+                if (sscanf(h, "%2x", &v) != 1) found = 0;
+                uid[i] = (uint8_t)v;
+            }
+        }
+    }
+    store_iter_free(it);
+    buf_free(&lo);
+    buf_free(&hi);
+    return found;
+}
+
+/* Sends log entries after c->pos up to the watermark (one batch). */
+static int send_log(sender_conn *c, uint64_t stable, err *e)
+{
+    repl *r = c->l->r;
+    uint8_t lo[8], hi[8];
+    store_u64be(lo, c->pos + 1);
+    store_u64be(hi, stable + 1);
+    store_iter *it = store_iter_new(r->d->st, STORE_CF_RLOG, lo, 8, hi, 8);
+    buf frame;
+    buf_init(&frame);
+    frame_start(&frame);
+    uint32_t count = 0;
+    uint64_t through = c->pos;
+    arena a;
+    arena_init(&a);
+    for (store_iter_first(it); store_iter_valid(it); store_iter_next(it)) {
+        size_t kl, vl;
+        const uint8_t *k = store_iter_key(it, &kl);
+        const uint8_t *v = store_iter_value(it, &vl);
+        if (kl != 8) continue;
+        uint64_t seq = load_u64be(k);
+        repl_entry en;
+        err de;
+        bool send = false;
+        if (repl_entry_decode(&a, v, vl, &en, &de) == 0) {
+            if (en.kind == REPL_TABLE) {
+                send = true; /* every region learns every descriptor change */
+            } else {
+                table *t = catalog_get_uid(r->d->cat, en.table_uid);
+                send = t && peer_replicates(t, c->l->name);
+                if (t) table_release(t);
+            }
+        } else {
+            log_error("skipping undecodable replication log entry %llu: %s",
+                      (unsigned long long)seq, de.msg);
+        }
+        if (send) {
+            repl_batch_add(&frame, seq, v, vl);
+            count++;
+        }
+        through = seq;
+        if (count >= SEND_BATCH_ENTRIES || frame.len >= SEND_BATCH_BYTES) break;
+    }
+    arena_free(&a);
+    int rc = store_iter_status(it, e);
+    store_iter_free(it);
+    if (rc == 0 && through == c->pos) through = stable; /* only holes up to the watermark */
+    if (rc == 0) {
+        repl_batch_finish(&frame, count);
+        rc = send_batch(c, &frame, through, false, NULL, e);
+        if (rc == 0) {
+            c->pos = through;
+            atomic_store(&c->l->sent, through);
+        }
+    }
+    buf_free(&frame);
+    return rc;
+}
+
+static int stream(sender_conn *c, err *e)
+{
+    repl *r = c->l->r;
+    uint64_t seen_kick = (uint64_t)-1, last_bf_check = 0;
+    while (atomic_load(&r->running)) {
+        /* Collect acknowledgements that have arrived. */
+        while (c->qn > 0) {
+            int rc = read_ack(c, 0, e);
+            if (rc < 0) return -1;
+            if (rc == 1) break;
+        }
+        uint64_t kick = atomic_load(&r->kick_gen);
+        if (kick != seen_kick || mono_ms() - last_bf_check > 2000) {
+            seen_kick = kick;
+            last_bf_check = mono_ms();
+            uint8_t uid[TABLE_UID_LEN];
+            if (pending_backfill(r, c->l->name, uid)) {
+                if (run_backfill(c, uid, e) < 0) return -1;
+                seen_kick = (uint64_t)-1; /* look for the next one at once */
+                continue;
+            }
+        }
+        uint64_t stable = rlog_stable(&r->d->log);
+        if (stable > c->pos) {
+            if (send_log(c, stable, e) < 0) return -1;
+            continue;
+        }
+        if (mono_ms() - c->last_send >= HEARTBEAT_MS) {
+            buf hb;
+            buf_init(&hb);
+            repl_put_u64(&hb, stable);
+            repl_put_u64(&hb, hlc_now(&r->d->clock));
+            int rc = repl_frame_send(c->fd, REPL_F_HEARTBEAT, hb.data, hb.len, IO_TIMEOUT_MS, e);
+            buf_free(&hb);
+            if (rc < 0) return -1;
+            c->last_send = mono_ms();
+        }
+        if (c->qn > 0) {
+            if (read_ack(c, 20, e) < 0) return -1;
+        } else {
+            rlog_wait(&r->d->log, c->pos, 50);
+        }
+    }
+    return 0;
+}
+
+static void *sender_main(void *arg)
+{
+    peer_link *l = arg;
+    repl *r = l->r;
+    unsigned backoff = 100;
+    while (atomic_load(&r->running)) {
+        err e;
+        err_clear(&e);
+        int fd = connect_to(l->host, l->port, 2000, &e);
+        if (fd >= 0) {
+            atomic_store(&l->fd, fd);
+            char peer_region[REPL_REGION_MAX + 1];
+            uint64_t from = 0;
+            if (repl_handshake_client(fd, r->key, r->key_len, r->region, peer_region, &from,
+                                      IO_TIMEOUT_MS, &e) == 0) {
+                if (strcmp(peer_region, l->name) != 0) {
+                    log_error("peer at %s:%d says it is region %s, not %s", l->host, l->port,
+                              peer_region, l->name);
+                } else {
+                    log_info("replication link to %s up (from position %llu)", l->name,
+                             (unsigned long long)from);
+                    backoff = 100;
+                    atomic_store(&l->up, 1);
+                    sender_conn c = {.l = l, .fd = fd, .pos = from ? from - 1 : 0};
+                    c.last_send = mono_ms();
+                    atomic_store(&l->acked, c.pos);
+                    if (stream(&c, &e) < 0 && atomic_load(&r->running))
+                        log_warn("replication link to %s down: %s", l->name, e.msg);
+                    atomic_store(&l->up, 0);
+                }
+            } else if (atomic_load(&r->running)) {
+                log_warn("replication handshake with %s failed: %s", l->name, e.msg);
+            }
+            atomic_store(&l->fd, -1);
+            close(fd);
+            atomic_fetch_add(&l->reconnects, 1);
+        } else {
+            log_debug("cannot reach peer %s: %s", l->name, e.msg);
+        }
+        for (unsigned waited = 0; waited < backoff && atomic_load(&r->running); waited += 50)
+            sleep_ms(50);
+        backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+    }
+    return NULL;
+}
+
+/* ---------------------------------------------------------------- receiver */
+
+static bool hook_accept(void *ctx, const char *region)
+{
+    return repl_is_peer(ctx, region);
+}
+
+static uint64_t hook_position(void *ctx, const char *region)
+{
+    repl *r = ctx;
+    uint64_t pos = 0;
+    err e;
+    if (db_applied_position(r->d, region, &pos, &e) < 0) pos = 0;
+    return pos + 1;
+}
+
+static void observe_latency(source_state *s, uint64_t commit_ms)
+{
+    uint64_t now = now_ms();
+    double sec = now > commit_ms ? (double)(now - commit_ms) / 1000.0 : 0;
+    size_t b = 0;
+    while (b < N_LAT && sec > lat_le[b])
+        b++;
+    atomic_fetch_add(&s->lat_bucket[b], 1);
+    atomic_fetch_add(&s->lat_sum_us, (uint64_t)(sec * 1e6));
+    atomic_store(&s->last_commit_ms, commit_ms);
+}
+
+/* Applies one BATCH frame from source in order; 0 or -1. */
+static int apply_batch(repl *r, source_state *src, const uint8_t *p, size_t len, uint64_t *through,
+                       err *e)
+{
+    if (len < 8) return err_set(e, ERR_VALIDATION, "short batch");
+    *through = load_u64be(p);
+    arena a;
+    arena_init(&a);
+    repl_batch_item *items;
+    size_t n;
+    int rc = -1;
+    if (repl_batch_parse(&a, p + 8, len - 8, &items, &n, e) < 0) goto out;
+    repl_entry *ents = arena_calloc(&a, n ? n : 1, sizeof(repl_entry));
+    for (size_t i = 0; i < n; i++)
+        if (repl_entry_decode(&a, items[i].entry, items[i].len, &ents[i], e) < 0) goto out;
+    pthread_mutex_lock(&src->apply_mu);
+    size_t run = 0; /* start of the current run of item entries */
+    for (size_t i = 0; i <= n; i++) {
+        bool item = i < n && (ents[i].kind == REPL_PUT || ents[i].kind == REPL_TOMBSTONE ||
+                              ents[i].kind == REPL_BACKFILL_ITEM);
+        if (item) continue;
+        /* Apply the run of items before this control entry (or the end). The
+         * position is recorded with the last run, atomically with it. */
+        if (i > run || i == n) {
+            if (db_apply(r->d, src->name, ents + run, i - run, i == n ? *through : 0, NULL, e) <
+                0) {
+                pthread_mutex_unlock(&src->apply_mu);
+                goto out;
+            }
+        }
+        if (i < n) {
+            int crc = 0;
+            if (ents[i].kind == REPL_TABLE || ents[i].kind == REPL_BACKFILL_BEGIN)
+                crc = repl_apply_descriptor(r, src->name, ents[i].data, ents[i].data_len, e);
+            else if (ents[i].kind == REPL_BACKFILL_END)
+                crc = repl_backfill_finished(r, ents[i].table_uid, e);
+            if (crc < 0) {
+                pthread_mutex_unlock(&src->apply_mu);
+                goto out;
+            }
+        }
+        run = i + 1;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (ents[i].kind == REPL_PUT || ents[i].kind == REPL_TOMBSTONE)
+            observe_latency(src, ents[i].commit_ms);
+    atomic_fetch_add(&src->applied_entries, n);
+    atomic_store(&src->last_apply_ms, now_ms());
+    pthread_mutex_unlock(&src->apply_mu);
+    rc = 0;
+out:
+    arena_free(&a);
+    return rc;
+}
+
+static void *receiver_main(void *arg)
+{
+    conn *cn = arg;
+    repl *r = cn->r;
+    err e;
+    err_clear(&e);
+    char peer[REPL_REGION_MAX + 1];
+    repl_server_hooks hooks = {
+        .ctx = r, .accept_region = hook_accept, .position_for = hook_position};
+    if (repl_handshake_server(cn->fd, r->key, r->key_len, r->region, &hooks, peer, IO_TIMEOUT_MS,
+                              &e) < 0) {
+        log_warn("refused a replication connection: %s", e.msg);
+        goto done;
+    }
+    source_state *src = source_of(r, peer);
+    if (!src) goto done;
+    log_info("receiving replication from %s", peer);
+    buf payload;
+    buf_init(&payload);
+    uint64_t last_frame = mono_ms();
+    while (atomic_load(&r->running)) {
+        repl_frame_type type;
+        struct pollfd p = {.fd = cn->fd, .events = POLLIN};
+        int pr = poll(&p, 1, 500);
+        if (pr == 0) {
+            if (mono_ms() - last_frame > RECV_IDLE_LIMIT_MS) {
+                log_warn("replication from %s silent for %d s: closing", peer,
+                         RECV_IDLE_LIMIT_MS / 1000);
+                break;
+            }
+            continue;
+        }
+        if (repl_frame_recv(cn->fd, &type, &payload, IO_TIMEOUT_MS, &e) < 0) break;
+        last_frame = mono_ms();
+        if (type == REPL_F_HEARTBEAT) continue;
+        if (type == REPL_F_ERROR) break;
+        if (type != REPL_F_BATCH) {
+            err_set(&e, ERR_VALIDATION, "unexpected frame type %d", (int)type);
+            break;
+        }
+        uint64_t through = 0;
+        if (apply_batch(r, src, payload.data, payload.len, &through, &e) < 0) {
+            log_error("applying replication from %s failed: %s", peer, e.msg);
+            const char *msg = "apply failed";
+            repl_frame_send(cn->fd, REPL_F_ERROR, msg, strlen(msg), 1000, &e);
+            break;
+        }
+        buf ack;
+        buf_init(&ack);
+        repl_put_u64(&ack, through);
+        int rc = repl_frame_send(cn->fd, REPL_F_ACK, ack.data, ack.len, IO_TIMEOUT_MS, &e);
+        buf_free(&ack);
+        if (rc < 0) break;
+    }
+    buf_free(&payload);
+done:
+    close(cn->fd);
+    atomic_store(&cn->done, true);
+    return NULL;
+}
+
+static void reap_conns(repl *r, bool all)
+{
+    pthread_mutex_lock(&r->conn_mu);
+    for (size_t i = 0; i < MAX_CONNS; i++) {
+        conn *c = &r->conns[i];
+        if (!c->used) continue;
+        if (all && !atomic_load(&c->done)) shutdown(c->fd, SHUT_RDWR);
+        if (all || atomic_load(&c->done)) {
+            pthread_join(c->thread, NULL);
+            c->used = false;
+        }
+    }
+    pthread_mutex_unlock(&r->conn_mu);
+}
+
+static void *accept_main(void *arg)
+{
+    repl *r = arg;
+    while (atomic_load(&r->running)) {
+        struct pollfd p = {.fd = r->listen_fd, .events = POLLIN};
+        if (poll(&p, 1, 200) <= 0) {
+            reap_conns(r, false);
+            continue;
+        }
+        int fd = accept4(r->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd < 0) continue;
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        reap_conns(r, false);
+        pthread_mutex_lock(&r->conn_mu);
+        conn *slot = NULL;
+        for (size_t i = 0; i < MAX_CONNS && !slot; i++)
+            if (!r->conns[i].used) slot = &r->conns[i];
+        if (slot) {
+            slot->r = r;
+            slot->fd = fd;
+            slot->used = true;
+            atomic_store(&slot->done, false);
+            if (pthread_create(&slot->thread, NULL, receiver_main, slot) != 0) {
+                slot->used = false;
+                close(fd);
+            }
+        } else {
+            close(fd); /* more inbound links than any deployment has peers */
+        }
+        pthread_mutex_unlock(&r->conn_mu);
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------------------ descriptors */
+
+typedef struct merge_ctx {
+    repl *r;
+    const table_settings *incoming;
+    const table_settings *old;
+} merge_ctx;
+
+/* Adopts a newer descriptor; owes a back-fill to every replica region that
+ * is new to this region's view (if this region's own replica is complete). */
+static int merge_settings(void *ctx, table *t, table_settings *s, store_batch *b, err *e)
+{
+    merge_ctx *m = ctx;
+    (void)e;
+    if (m->incoming->version <= s->version) return 0;
+    table_settings old = *s;
+    *s = *m->incoming;
+    const table_replica *me = table_settings_replica(&old, m->r->region);
+    if (!me || me->status != REPLICA_ACTIVE) return 0;
+    for (size_t i = 0; i < s->n_replicas; i++) {
+        const char *region = s->replicas[i].region;
+        if (strcmp(region, m->r->region) == 0 || table_settings_replica(&old, region)) continue;
+        buf k;
+        buf_init(&k);
+        repl_backfill_marker(&k, region, t->uid);
+        store_batch_put(b, STORE_CF_META, k.data, k.len, "", 0);
+        buf_free(&k);
+    }
+    return 0;
+}
+
+int repl_apply_descriptor(repl *r, const char *source, const uint8_t *json, size_t len, err *e)
+{
+    table tmpl;
+    if (catalog_parse_descriptor((const char *)json, len, &tmpl) < 0)
+        return err_set(e, ERR_VALIDATION, "malformed table descriptor from %s", source);
+    int rc = 0;
+    table *local = catalog_get_uid(r->d->cat, tmpl.uid);
+    bool member = table_settings_replica(&tmpl.settings, r->region) != NULL;
+    if (!member) {
+        if (local) {
+            uint64_t v;
+            pthread_mutex_lock(&local->settings_mu);
+            v = local->settings.version;
+            pthread_mutex_unlock(&local->settings_mu);
+            if (tmpl.settings.version > v) {
+                table *gone = NULL;
+                log_info("replica of table %s in this region removed (by %s)", local->name, source);
+                err de;
+                if (catalog_delete(r->d->cat, local->account, local->name, true, NULL, &gone,
+                                   &de) == 0)
+                    table_release(gone);
+            }
+        }
+    } else if (!local) {
+        table *clash = catalog_get(r->d->cat, tmpl.account, tmpl.name);
+        if (clash) {
+            log_error("cannot create replica of table %s: a different table of that name "
+                      "exists here",
+                      tmpl.name);
+            table_release(clash);
+        } else {
+            table *t = NULL;
+            rc = catalog_create(r->d->cat, &tmpl, &t, e);
+            if (rc == 0) {
+                log_info("created replica of table %s (from %s)", t->name, source);
+                table_release(t);
+            } else if (e->code == ERR_RESOURCE_IN_USE) {
+                rc = 0;
+            }
+        }
+    } else {
+        table_settings old;
+        pthread_mutex_lock(&local->settings_mu);
+        old = local->settings;
+        pthread_mutex_unlock(&local->settings_mu);
+        if (tmpl.settings.version > old.version) {
+            merge_ctx m = {.r = r, .incoming = &tmpl.settings, .old = &old};
+            rc = catalog_update_settings(r->d->cat, local, merge_settings, &m, e);
+            if (rc == 0) repl_kick(r);
+        }
+    }
+    if (local) table_release(local);
+    catalog_free_template(&tmpl);
+    return rc;
+}
+
+typedef struct activate_ctx {
+    repl *r;
+    uint64_t seq;
+    bool logged;
+} activate_ctx;
+
+static int activate(void *ctx, table *t, table_settings *s, store_batch *b, err *e)
+{
+    activate_ctx *a = ctx;
+    (void)e;
+    for (size_t i = 0; i < s->n_replicas; i++) {
+        if (strcmp(s->replicas[i].region, a->r->region) == 0 &&
+            s->replicas[i].status != REPLICA_ACTIVE) {
+            s->replicas[i].status = REPLICA_ACTIVE;
+            s->version = hlc_now(&a->r->d->clock);
+            a->seq = db_log_descriptor(a->r->d, t, s, b);
+            a->logged = true;
+        }
+    }
+    return 0;
+}
+
+int repl_backfill_finished(repl *r, const uint8_t uid[TABLE_UID_LEN], err *e)
+{
+    table *t = catalog_get_uid(r->d->cat, uid);
+    if (!t) return 0;
+    activate_ctx a = {.r = r};
+    int rc = catalog_update_settings(r->d->cat, t, activate, &a, e);
+    if (a.logged) rlog_done(&r->d->log, a.seq);
+    if (rc == 0 && a.logged) log_info("replica of table %s is ACTIVE", t->name);
+    table_release(t);
+    if (rc < 0 && e->code == ERR_RESOURCE_NOT_FOUND) rc = 0;
+    return rc;
+}
+
+/* ---------------------------------------------------------------- lifecycle */
+
+static int listen_on(const char *host, int port, err *e)
+{
+    char portstr[16];
+    snprintf(portstr, sizeof(portstr), "%d", port);
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICHOST};
+    struct addrinfo *res = NULL;
+    if (getaddrinfo(host, portstr, &hints, &res) != 0 || !res)
+        return err_set(e, ERR_INTERNAL, "invalid peer-listen address %s", host);
+    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (fd >= 0) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (fd < 0 || bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 64) != 0) {
+        int err_no = errno;
+        if (fd >= 0) close(fd);
+        freeaddrinfo(res);
+        return err_set(e, ERR_INTERNAL, "cannot listen for peers on %s:%d: %s", host, port,
+                       strerror(err_no));
+    }
+    freeaddrinfo(res);
+    return fd;
+}
+
+repl *repl_start(db *d, const repl_config *cfg, err *e)
+{
+    repl *r = calloc(1, sizeof(*r));
+    if (!r) abort();
+    r->d = d;
+    snprintf(r->region, sizeof(r->region), "%s", cfg->region);
+    r->key_len = cfg->key_len < sizeof(r->key) ? cfg->key_len : sizeof(r->key);
+    memcpy(r->key, cfg->key, r->key_len);
+    r->n_peers = cfg->n_peers;
+    r->links = calloc(cfg->n_peers ? cfg->n_peers : 1, sizeof(peer_link));
+    r->sources = calloc(cfg->n_peers ? cfg->n_peers : 1, sizeof(source_state));
+    if (!r->links || !r->sources) abort();
+    pthread_mutex_init(&r->conn_mu, NULL);
+    for (size_t i = 0; i < cfg->n_peers; i++) {
+        peer_link *l = &r->links[i];
+        l->r = r;
+        snprintf(l->name, sizeof(l->name), "%s", cfg->peers[i].name);
+        snprintf(l->host, sizeof(l->host), "%s", cfg->peers[i].host);
+        l->port = cfg->peers[i].port;
+        atomic_init(&l->fd, -1);
+        source_state *s = &r->sources[i];
+        snprintf(s->name, sizeof(s->name), "%s", cfg->peers[i].name);
+        pthread_mutex_init(&s->apply_mu, NULL);
+    }
+    r->listen_fd = listen_on(cfg->listen_host, cfg->listen_port, e);
+    if (r->listen_fd < 0) {
+        repl_stop(r);
+        return NULL;
+    }
+    atomic_store(&r->running, true);
+    if (pthread_create(&r->accept_thread, NULL, accept_main, r) != 0) {
+        atomic_store(&r->running, false);
+        err_set(e, ERR_INTERNAL, "cannot start the replication listener");
+        repl_stop(r);
+        return NULL;
+    }
+    for (size_t i = 0; i < r->n_peers; i++)
+        r->links[i].started =
+            pthread_create(&r->links[i].thread, NULL, sender_main, &r->links[i]) == 0;
+    return r;
+}
+
+void repl_stop(repl *r)
+{
+    if (!r) return;
+    bool was_running = atomic_exchange(&r->running, false);
+    if (was_running) {
+        pthread_join(r->accept_thread, NULL);
+        for (size_t i = 0; i < r->n_peers; i++) {
+            int fd = atomic_load(&r->links[i].fd);
+            if (fd >= 0) shutdown(fd, SHUT_RDWR);
+        }
+        for (size_t i = 0; i < r->n_peers; i++)
+            if (r->links[i].started) pthread_join(r->links[i].thread, NULL);
+        reap_conns(r, true);
+    }
+    if (r->listen_fd > 0) close(r->listen_fd);
+    for (size_t i = 0; i < r->n_peers; i++)
+        pthread_mutex_destroy(&r->sources[i].apply_mu);
+    pthread_mutex_destroy(&r->conn_mu);
+    free(r->links);
+    free(r->sources);
+    memset(r->key, 0, sizeof(r->key));
+    free(r);
+}
+
+/* ------------------------------------------------------------ observability */
+
+void repl_render_metrics(repl *r, buf *out)
+{
+    if (!r) return;
+    uint64_t stable = rlog_stable(&r->d->log);
+    buf_puts(out, "# HELP meridian_replication_link_up 1 while the link to a peer streams.\n"
+                  "# TYPE meridian_replication_link_up gauge\n");
+    for (size_t i = 0; i < r->n_peers; i++)
+        buf_printf(out, "meridian_replication_link_up{source=\"%s\",peer=\"%s\"} %d\n", r->region,
+                   r->links[i].name, atomic_load(&r->links[i].up));
+    buf_puts(out, "# HELP meridian_replication_pending_entries Log entries not yet "
+                  "acknowledged by a peer.\n"
+                  "# TYPE meridian_replication_pending_entries gauge\n");
+    for (size_t i = 0; i < r->n_peers; i++) {
+        uint64_t acked = atomic_load(&r->links[i].acked);
+        buf_printf(out, "meridian_replication_pending_entries{source=\"%s\",peer=\"%s\"} %llu\n",
+                   r->region, r->links[i].name,
+                   (unsigned long long)(stable > acked ? stable - acked : 0));
+    }
+    buf_puts(out, "# HELP meridian_replication_latency_seconds Commit in the source region to "
+                  "apply here.\n"
+                  "# TYPE meridian_replication_latency_seconds histogram\n");
+    for (size_t i = 0; i < r->n_peers; i++) {
+        source_state *s = &r->sources[i];
+        unsigned long long cum = 0;
+        for (size_t b = 0; b <= N_LAT; b++) {
+            cum += atomic_load(&s->lat_bucket[b]);
+            if (b < N_LAT)
+                buf_printf(out,
+                           "meridian_replication_latency_seconds_bucket{source=\"%s\","
+                           "destination=\"%s\",le=\"%g\"} %llu\n",
+                           s->name, r->region, lat_le[b], cum);
+            else
+                buf_printf(out,
+                           "meridian_replication_latency_seconds_bucket{source=\"%s\","
+                           "destination=\"%s\",le=\"+Inf\"} %llu\n",
+                           s->name, r->region, cum);
+        }
+        buf_printf(out,
+                   "meridian_replication_latency_seconds_sum{source=\"%s\",destination=\"%s\"} "
+                   "%.6f\n",
+                   s->name, r->region, (double)atomic_load(&s->lat_sum_us) / 1e6);
+        buf_printf(out,
+                   "meridian_replication_latency_seconds_count{source=\"%s\",destination=\"%s\"} "
+                   "%llu\n",
+                   s->name, r->region, cum);
+    }
+    buf_puts(out, "# HELP meridian_replication_last_applied_timestamp_seconds Origin commit time "
+                  "of the newest write applied from a source.\n"
+                  "# TYPE meridian_replication_last_applied_timestamp_seconds gauge\n");
+    for (size_t i = 0; i < r->n_peers; i++)
+        buf_printf(out,
+                   "meridian_replication_last_applied_timestamp_seconds{source=\"%s\","
+                   "destination=\"%s\"} %.3f\n",
+                   r->sources[i].name, r->region,
+                   (double)atomic_load(&r->sources[i].last_commit_ms) / 1000.0);
+    buf_printf(out,
+               "# HELP meridian_replication_clock_skew_violations_total Received timestamps too "
+               "far ahead of the local clock.\n"
+               "# TYPE meridian_replication_clock_skew_violations_total counter\n"
+               "meridian_replication_clock_skew_violations_total %llu\n",
+               (unsigned long long)atomic_load(&r->d->skew_violations));
+}
+
+int repl_backfill_percent(repl *r, const char *peer)
+{
+    if (!r) return -1;
+    for (size_t i = 0; i < r->n_peers; i++) {
+        peer_link *l = &r->links[i];
+        if (strcmp(l->name, peer) != 0) continue;
+        uint64_t total = atomic_load(&l->bf_total), sent = atomic_load(&l->bf_sent);
+        if (total == 0) return 0;
+        return sent >= total ? 99 : (int)(sent * 100 / total);
+    }
+    return -1;
+}
+
+void repl_status_json(repl *r, buf *out)
+{
+    uint64_t stable = r ? rlog_stable(&r->d->log) : 0;
+    buf_printf(out, "{\"log_position\":%llu,\"links\":[", (unsigned long long)stable);
+    for (size_t i = 0; r && i < r->n_peers; i++) {
+        peer_link *l = &r->links[i];
+        source_state *s = &r->sources[i];
+        uint64_t acked = atomic_load(&l->acked);
+        buf_printf(out,
+                   "%s{\"peer\":\"%s\",\"up\":%s,\"acked\":%llu,\"pending\":%llu,"
+                   "\"backfill_sent\":%llu,\"backfill_total\":%llu,\"last_applied_commit_ms\":"
+                   "%llu}",
+                   i ? "," : "", l->name, atomic_load(&l->up) ? "true" : "false",
+                   (unsigned long long)acked,
+                   (unsigned long long)(stable > acked ? stable - acked : 0),
+                   (unsigned long long)atomic_load(&l->bf_sent),
+                   (unsigned long long)atomic_load(&l->bf_total),
+                   (unsigned long long)atomic_load(&s->last_commit_ms));
+    }
+    buf_puts(out, "]}");
+}

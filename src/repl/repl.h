@@ -1,0 +1,68 @@
+/* repl.h - replication between regions: peer links, back-fill, and the
+ * application of table descriptors received from other regions.
+ *
+ * Every region runs one sender thread per peer (it connects to the peer's
+ * --peer-listen address and streams this region's replication log there)
+ * and a listener whose receiver threads apply what other regions stream to
+ * it. The protocol and its guarantees are in docs/REPLICATION.md; the bytes
+ * in repl/wire.h; the storage side (log append, last-writer-wins apply) in
+ * db/db.c.
+ */
+#ifndef MERIDIAN_REPL_H
+#define MERIDIAN_REPL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "db/db.h"
+#include "util/buf.h"
+
+typedef struct repl_peer_cfg {
+    const char *name;
+    const char *host;
+    int port;
+} repl_peer_cfg;
+
+typedef struct repl_config {
+    const char *region;
+    const char *listen_host; /* --peer-listen */
+    int listen_port;
+    const repl_peer_cfg *peers;
+    size_t n_peers;
+    const uint8_t *key; /* cluster key */
+    size_t key_len;
+} repl_config;
+
+typedef struct repl repl;
+
+/* Binds the peer-listen address and starts every thread. NULL with e set
+ * if the address cannot be bound. */
+repl *repl_start(db *d, const repl_config *cfg, err *e);
+/* Stops and joins every thread, closing every link; safe with NULL. */
+void repl_stop(repl *r);
+
+/* True if region is one of this region's configured peers. */
+bool repl_is_peer(const repl *r, const char *region);
+/* Asks the sender to `peer` to back-fill table t (persisted marker key in
+ * meta: "backfill/PEER/UIDHEX"; the caller puts it in its batch with
+ * repl_backfill_marker, then calls repl_kick so the sender looks at once). */
+void repl_backfill_marker(buf *key, const char *peer, const uint8_t uid[TABLE_UID_LEN]);
+void repl_kick(repl *r);
+
+/* Progress (0-100) of the back-fill this region is sending to peer, or -1. */
+int repl_backfill_percent(repl *r, const char *peer);
+
+/* Prometheus text for replication (appended to /metrics). */
+void repl_render_metrics(repl *r, buf *out);
+/* Links and lag as JSON for `meridian status` (GET /replication/status). */
+void repl_status_json(repl *r, buf *out);
+
+/* Applies a table descriptor received from another region (REPL_TABLE or
+ * REPL_BACKFILL_BEGIN): creates, updates or removes the local replica. */
+int repl_apply_descriptor(repl *r, const char *source, const uint8_t *json, size_t len, err *e);
+/* A back-fill of the table finished here: a CREATING local replica becomes
+ * ACTIVE and says so to the other regions. */
+int repl_backfill_finished(repl *r, const uint8_t uid[TABLE_UID_LEN], err *e);
+
+#endif
