@@ -67,6 +67,7 @@ typedef struct peer_link {
     _Atomic int up;         /* connected and handshaken */
     _Atomic int fd;         /* current socket, -1 if none (for shutdown) */
     _Atomic uint64_t acked; /* log position the peer has applied */
+    _Atomic int acked_known; /* acked came from the peer since this process started */
     _Atomic uint64_t sent;  /* log position sent */
     _Atomic uint64_t reconnects;
     _Atomic uint64_t backfills_done;
@@ -568,6 +569,7 @@ static void *sender_main(void *arg)
                     sender_conn c = {.l = l, .fd = fd, .pos = from ? from - 1 : 0};
                     c.last_send = mono_ms();
                     atomic_store(&l->acked, c.pos);
+                    atomic_store(&l->acked_known, 1);
                     if (stream(&c, &e) < 0 && atomic_load(&r->running))
                         log_warn("replication link to %s down: %s", l->name, e.msg);
                     atomic_store(&l->up, 0);
@@ -747,10 +749,43 @@ static void reap_conns(repl *r, bool all)
     pthread_mutex_unlock(&r->conn_mu);
 }
 
+/* Deletes log entries every peer has applied. Until each peer has told us
+ * its position since this process started, nothing is deleted. */
+static void collect_log(repl *r, uint64_t *collected)
+{
+    if (r->n_peers == 0) return;
+    uint64_t min = UINT64_MAX;
+    for (size_t i = 0; i < r->n_peers; i++) {
+        if (!atomic_load(&r->links[i].acked_known)) return;
+        uint64_t a = atomic_load(&r->links[i].acked);
+        if (a < min) min = a;
+    }
+    /* Keep the newest entry: after a restart the log continues after it. */
+    uint64_t stable = rlog_stable(&r->d->log);
+    if (min >= stable) min = stable ? stable - 1 : 0;
+    if (min <= *collected) return;
+    uint8_t lo[8], hi[8];
+    store_u64be(lo, 0);
+    store_u64be(hi, min + 1);
+    store_batch *b = store_batch_new(r->d->st);
+    store_batch_delete_range(b, STORE_CF_RLOG, lo, 8, hi, 8);
+    err e;
+    if (store_write(r->d->st, b, &e) == 0)
+        *collected = min;
+    else
+        log_warn("replication log collection failed: %s", e.msg);
+    store_batch_free(b);
+}
+
 static void *accept_main(void *arg)
 {
     repl *r = arg;
+    uint64_t collected = 0, last_gc = mono_ms();
     while (atomic_load(&r->running)) {
+        if (mono_ms() - last_gc > 5000) {
+            collect_log(r, &collected);
+            last_gc = mono_ms();
+        }
         struct pollfd p = {.fd = r->listen_fd, .events = POLLIN};
         if (poll(&p, 1, 200) <= 0) {
             reap_conns(r, false);
@@ -819,6 +854,8 @@ int repl_apply_descriptor(repl *r, const char *source, const uint8_t *json, size
     if (catalog_parse_descriptor((const char *)json, len, &tmpl) < 0)
         return err_set(e, ERR_VALIDATION, "malformed table descriptor from %s", source);
     int rc = 0;
+    /* Later descriptor changes made here must order after this one. */
+    hlc_observe(&r->d->clock, tmpl.settings.version);
     table *local = catalog_get_uid(r->d->cat, tmpl.uid);
     bool member = table_settings_replica(&tmpl.settings, r->region) != NULL;
     if (!member) {
