@@ -145,10 +145,15 @@ int db_open(db *d, const char *dir, const char *region, const store_options *opt
     hlc_init(&d->clock);
     for (size_t i = 0; i < DB_LOCK_STRIPES; i++)
         pthread_mutex_init(&d->stripes[i], NULL);
-    if (store_open(dir, opt, &d->st, e) < 0) return -1;
-    if (catalog_open(d->st, &d->cat, e) < 0) {
-        store_close(d->st);
-        d->st = NULL;
+    pthread_mutex_init(&d->clock_mu, NULL);
+    atomic_init(&d->clock_bound_ms, 0);
+    pthread_mutex_init(&d->conflicts_mu, NULL);
+    d->conflicts = calloc(DB_CONFLICTS_KEPT, sizeof(db_conflict));
+    if (!d->conflicts) abort();
+    d->max_skew_ms = 60000;
+    atomic_init(&d->skew_violations, 0);
+    if (store_open(dir, opt, &d->st, e) < 0 || catalog_open(d->st, &d->cat, e) < 0) {
+        db_close(d); /* closes whatever was opened */
         return -1;
     }
     if (load_clock_bound(d, e) < 0 || scan_items(d, e) < 0 || init_log(d, e) < 0) {
@@ -166,6 +171,12 @@ void db_close(db *d)
     d->st = NULL;
     for (size_t i = 0; i < DB_LOCK_STRIPES; i++)
         pthread_mutex_destroy(&d->stripes[i]);
+    pthread_mutex_destroy(&d->clock_mu);
+    pthread_mutex_destroy(&d->conflicts_mu);
+    free(d->conflicts);
+    d->conflicts = NULL;
+    if (d->log_ready) rlog_destroy(&d->log);
+    d->log_ready = false;
 }
 
 /* What is stored under one item key (a live item, a tombstone, or nothing). */

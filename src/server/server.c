@@ -186,6 +186,21 @@ int server_parse_args(int argc, char **argv, server_config *cfg)
             if (parse_uint("--max-connections", optarg, 1, 1000000, &cfg->max_connections) < 0)
                 return -1;
             break;
+        case 'S':
+            if (parse_uint("--max-clock-skew-ms", optarg, 1, 86400000, &cfg->max_clock_skew_ms) <
+                0)
+                return -1;
+            break;
+        case 'O': {
+            char *end;
+            cfg->clock_offset_ms = strtoll(optarg, &end, 10);
+            if (!*optarg || *end || cfg->clock_offset_ms > 86400000LL * 365 ||
+                cfg->clock_offset_ms < -86400000LL * 365) {
+                fprintf(stderr, "meridian serve: --clock-offset-ms must be an integer (ms)\n");
+                return -1;
+            }
+            break;
+        }
         case 'h':
             server_usage();
             exit(0);

@@ -250,10 +250,7 @@ class GlobalTableTest(harness.TestCase):
         item = dict(rich_item(1000), pk=S("after"), sk=N(1))
         c[AP].put_item(TableName=T, Item=item)
         for r in (US, EU):
-            c_r = cl.client(r)
-            wait_until(lambda: canon(c_r.get_item(TableName=T, Key=key("after", 1), ConsistentRead=True)
-                                     .get("Item")) == canonical_item(item),
-                       what="write in %s to reach %s" % (AP, r))
+            cl.wait_item(r, T, key("after", 1), item)
 
     def test_add_replica_validation(self):
         T = "replica-errors"
