@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cli/admin.h"
 #include "cli/up.h"
 #include "server/server.h"
 
@@ -39,6 +40,9 @@ int main(int argc, char **argv)
         return rc;
     }
     if (strcmp(cmd, "up") == 0) return up_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "status") == 0) return admin_status_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "verify") == 0) return admin_verify_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "conflicts") == 0) return admin_conflicts_main(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("meridian %s\n", MERIDIAN_VERSION);
         return 0;

@@ -14,26 +14,32 @@
 #include "util/log.h"
 
 #define TARGET_PREFIX "DynamoDB_20120810."
+/* Meridian's own operations (replica digests, conflicts), signed like the rest. */
+#define ADMIN_PREFIX "Meridian_20261121."
 
 typedef struct op_entry {
     const char *name;
     op_fn fn;
+    bool admin; /* under ADMIN_PREFIX */
 } op_entry;
 
 static const op_entry ops[] = {
-    {"BatchGetItem", op_batch_get_item},
-    {"BatchWriteItem", op_batch_write_item},
-    {"CreateTable", op_create_table},
-    {"DeleteItem", op_delete_item},
-    {"DeleteTable", op_delete_table},
-    {"DescribeTable", op_describe_table},
-    {"GetItem", op_get_item},
-    {"ListTables", op_list_tables},
-    {"PutItem", op_put_item},
-    {"Query", op_query},
-    {"Scan", op_scan},
-    {"UpdateItem", op_update_item},
-    {"UpdateTable", op_update_table},
+    {"BatchGetItem", op_batch_get_item, false},
+    {"BatchWriteItem", op_batch_write_item, false},
+    {"CreateTable", op_create_table, false},
+    {"DeleteItem", op_delete_item, false},
+    {"DeleteTable", op_delete_table, false},
+    {"DescribeTable", op_describe_table, false},
+    {"GetItem", op_get_item, false},
+    {"ListTables", op_list_tables, false},
+    {"PutItem", op_put_item, false},
+    {"Query", op_query, false},
+    {"Scan", op_scan, false},
+    {"UpdateItem", op_update_item, false},
+    {"UpdateTable", op_update_table, false},
+    {"TableDigest", op_table_digest, true},
+    {"RangeKeys", op_range_keys, true},
+    {"ListConflicts", op_list_conflicts, true},
 };
 #define N_OPS (sizeof(ops) / sizeof(ops[0]))
 
@@ -201,14 +207,16 @@ static int route(api_server *s, const sigv4_request *req, api_response *resp, ar
 
     size_t tl = 0;
     const char *target = find_header(req, "x-amz-target", &tl);
-    const size_t pl = strlen(TARGET_PREFIX);
-    if (!target || tl <= pl || strncmp(target, TARGET_PREFIX, pl) != 0)
+    const size_t pl = strlen(TARGET_PREFIX), al = strlen(ADMIN_PREFIX);
+    bool admin = target && tl > al && strncmp(target, ADMIN_PREFIX, al) == 0;
+    if (!target || (!admin && (tl <= pl || strncmp(target, TARGET_PREFIX, pl) != 0)))
         return err_set(e, ERR_UNKNOWN_OPERATION, "%s", "");
-    const char *opname = target + pl;
-    size_t ol = tl - pl;
+    const char *opname = target + (admin ? al : pl);
+    size_t ol = tl - (admin ? al : pl);
     const op_entry *op = NULL;
     for (size_t i = 0; i < N_OPS; i++) {
-        if (strlen(ops[i].name) == ol && memcmp(ops[i].name, opname, ol) == 0) {
+        if (ops[i].admin == admin && strlen(ops[i].name) == ol &&
+            memcmp(ops[i].name, opname, ol) == 0) {
             op = &ops[i];
             resp->op = (int)i;
         }

@@ -4,6 +4,8 @@
  *   ops_item.c   PutItem GetItem DeleteItem UpdateItem
  *   ops_query.c  Query Scan
  *   ops_batch.c  BatchGetItem BatchWriteItem
+ *   ops_admin.c  Meridian's own: TableDigest RangeKeys ListConflicts
+ *                (X-Amz-Target "Meridian_20261121.<Op>", SigV4-signed like the rest)
  */
 #ifndef MERIDIAN_OPS_H
 #define MERIDIAN_OPS_H
@@ -26,5 +28,9 @@ int op_scan(op_ctx *c);
 
 int op_batch_get_item(op_ctx *c);
 int op_batch_write_item(op_ctx *c);
+
+int op_table_digest(op_ctx *c);
+int op_range_keys(op_ctx *c);
+int op_list_conflicts(op_ctx *c);
 
 #endif

@@ -1,0 +1,2034 @@
+/* test_repl_core.c - the replication core (db/db.c, db/rlog.c) under a
+ * deterministic simulation of three active-active regions, plus focused tests.
+ *
+ * What it proves: with every region taking local writes to the same global
+ * tables, and the log of each region delivered to the others through a
+ * hostile network, all regions converge to the same records; each key holds
+ * the newest version (db_version_cmp) ever written to it; no acknowledged
+ * write is lost (each is the survivor or strictly older than it); a write
+ * orders after the version it replaced; and the applied positions never skip
+ * an entry.
+ *
+ * How: three real databases (db_open on their own mkdtemp directory), each
+ * with the same global tables (same uid, key schema, three ACTIVE replicas),
+ * a table replicated only to a region that is not in the mesh, and a local
+ * table. The clock of each region is skewed (hlc_set_offset_ms before every
+ * operation on it). A seeded xorshift PRNG drives, round after round: local
+ * db_write calls (puts of random small items on a small key space so that
+ * writes collide, deletes, conditional increments whose mutate callback
+ * reads the old item, skips, failed conditions, multi-item writes); the six
+ * links of the mesh, each reading its source's rlog column family (key = u64
+ * BE seq, value = entry, repl_entry_decode) up to the watermark and queueing
+ * batches of random sizes that are delivered late (links go down for a few
+ * rounds), split into several db_apply calls or merged with the next batch
+ * (only the last call records the position, as repl.c does), lost (the
+ * connection resets and the sender resumes from db_applied_position),
+ * duplicated (an old batch applied again after the position moved on); and
+ * crashes (db_close + db_open, also between the db_apply calls of one batch).
+ * Every step is checked against a model: db_write logs exactly the written
+ * items of replicated tables, in the same commit as the record (same
+ * version, same bytes); db_apply's statistics, stored versions and conflict
+ * counts are those of last-writer-wins applied entry by entry; the recorded
+ * position never exceeds the prefix of entries actually applied; table
+ * statistics survive a restart. At the end everything is delivered without
+ * faults and the item column families of the regions are compared record by
+ * record (version, tombstone, item) and against the model.
+ *
+ * Seeds: 20 fixed seeds of SIM_ROUNDS rounds; MERIDIAN_SIM_SEED=<n> runs
+ * one seed, MERIDIAN_SIM_SEEDS=<n> changes the count. A failure prints the
+ * seed and round. The schedule is reproducible; the version timestamps come
+ * from the real clock, so the exact versions are not.
+ *
+ * Focused tests: the rlog watermark; db_version_cmp; the conflict rule; a
+ * duplicate apply is a no-op; tombstones against older and newer puts; the
+ * log continuing after a restart; and a local write after a restart or after
+ * a clamped far-future version still ordering after what it replaced.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <ftw.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "clock/hlc.h"
+#include "db/catalog.h"
+#include "db/db.h"
+#include "db/rlog.h"
+#include "item/codec.h"
+#include "item/value.h"
+#include "repl/wire.h"
+#include "store/store.h"
+#include "util/arena.h"
+#include "util/buf.h"
+#include "util/err.h"
+
+#define N_REGIONS   3
+#define ACCOUNT     "000000000000"
+#define MAX_SKEW_MS 60000 /* the server's default --max-clock-skew-ms */
+#define GHOST       "zz-elsewhere-1"
+#define SIM_SEEDS   20
+#define SIM_ROUNDS  120
+
+/* Sorted, so that replicas[] is sorted as catalog.h requires. */
+static const char *const REGION[N_REGIONS] = {"ap-south-1", "eu-west-1", "us-east-1"};
+
+/* ------------------------------------------------------------------ helpers */
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *f)
+{
+    remove(p);
+    return 0;
+}
+
+static void rm_tree(const char *dir)
+{
+    if (dir[0]) nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static mv_value *str_v(arena *a, const char *s)
+{
+    return mv_new_str(a, MV_S, s, strlen(s));
+}
+
+static mv_value *num_v(arena *a, long long x)
+{
+    char t[32];
+    int n = snprintf(t, sizeof(t), "%lld", x);
+    return mv_new_str(a, MV_N, t, (size_t)n);
+}
+
+/* One region's database. */
+typedef struct node {
+    const char *name;
+    char dir[64];
+    db *d;
+    int64_t skew_ms;
+} node;
+
+static void node_init(node *n, const char *name)
+{
+    memset(n, 0, sizeof(*n));
+    n->name = name;
+    snprintf(n->dir, sizeof(n->dir), "/tmp/meridian-repl-core-XXXXXX");
+    assert_non_null(mkdtemp(n->dir));
+}
+
+static void node_open(node *n)
+{
+    hlc_set_offset_ms(n->skew_ms);
+    n->d = calloc(1, sizeof(db));
+    assert_non_null(n->d);
+    store_options opt = {.block_cache_bytes = 1u << 20, .sync = false};
+    err e;
+    err_clear(&e);
+    if (db_open(n->d, n->dir, n->name, &opt, &e) < 0) fail_msg("db_open %s: %s", n->dir, e.msg);
+    n->d->max_skew_ms = MAX_SKEW_MS;
+}
+
+static void node_close(node *n)
+{
+    if (!n->d) return;
+    db_close(n->d);
+    free(n->d);
+    n->d = NULL;
+}
+
+static void node_destroy(node *n)
+{
+    node_close(n);
+    rm_tree(n->dir);
+    n->dir[0] = '\0';
+}
+
+/* Tables of the simulation (and of the focused tests). */
+enum { SCOPE_GLOBAL, SCOPE_GHOST, SCOPE_LOCAL };
+typedef struct tdef {
+    const char *name;
+    uint8_t uid0; /* first byte of the uid (the rest is fixed) */
+    const char *pk;
+    mv_type pkt;
+    const char *sk; /* NULL: hash-only */
+    mv_type skt;
+    int scope;
+    int n_keys;
+} tdef;
+
+enum { T_HS, T_H, T_GHOST, T_LOCAL, N_TABLES };
+static const tdef TDEF[N_TABLES] = {
+    {"orders", 0xA1, "pk", MV_S, "sk", MV_N, SCOPE_GLOBAL, 6},
+    {"counters", 0xB2, "id", MV_N, NULL, 0, SCOPE_GLOBAL, 4},
+    {"halfway", 0xC3, "pk", MV_S, NULL, 0, SCOPE_GHOST, 2},
+    {"scratch", 0xD4, "pk", MV_S, NULL, 0, SCOPE_LOCAL, 2},
+};
+#define MAX_KEYS 6
+
+static void tdef_uid(const tdef *td, uint8_t uid[TABLE_UID_LEN])
+{
+    for (int i = 0; i < TABLE_UID_LEN; i++)
+        uid[i] = (uint8_t)(0x10 + i);
+    uid[0] = td->uid0;
+}
+
+static void settings_for(const tdef *td, table_settings *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->pay_per_request = true;
+    s->version = hlc_wall_ms() << HLC_LOGICAL_BITS;
+    if (td->scope == SCOPE_GLOBAL) {
+        s->n_replicas = N_REGIONS;
+        for (int i = 0; i < N_REGIONS; i++) {
+            snprintf(s->replicas[i].region, sizeof(s->replicas[i].region), "%s", REGION[i]);
+            s->replicas[i].status = REPLICA_ACTIVE;
+        }
+    } else if (td->scope == SCOPE_GHOST) {
+        s->n_replicas = 2;
+        snprintf(s->replicas[0].region, sizeof(s->replicas[0].region), "%s", REGION[0]);
+        snprintf(s->replicas[1].region, sizeof(s->replicas[1].region), "%s", GHOST);
+        s->replicas[0].status = s->replicas[1].status = REPLICA_ACTIVE;
+    }
+}
+
+/* Creates td in n and, for a replicated table, logs its descriptor (a
+ * REPL_TABLE entry, which db_apply must ignore). Returns a counted ref. */
+static table *create_table(node *n, const tdef *td)
+{
+    table tmpl;
+    memset(&tmpl, 0, sizeof(tmpl));
+    table_attr_def defs[2] = {{(char *)td->pk, td->pkt}, {(char *)td->sk, td->skt}};
+    tdef_uid(td, tmpl.uid);
+    tmpl.account = (char *)ACCOUNT;
+    tmpl.name = (char *)td->name;
+    tmpl.pk_name = (char *)td->pk;
+    tmpl.pk_type = td->pkt;
+    tmpl.sk_name = (char *)td->sk;
+    tmpl.sk_type = td->skt;
+    tmpl.n_attr_defs = td->sk ? 2 : 1;
+    tmpl.attr_defs = defs;
+    tmpl.created_ms = (int64_t)hlc_wall_ms();
+    settings_for(td, &tmpl.settings);
+    table *t = NULL;
+    err e;
+    err_clear(&e);
+    if (catalog_create(n->d->cat, &tmpl, &t, &e) < 0) fail_msg("catalog_create: %s", e.msg);
+    if (td->scope != SCOPE_LOCAL) {
+        store_batch *b = store_batch_new(n->d->st);
+        uint64_t seq = db_log_descriptor(n->d, t, &t->settings, b);
+        int rc = store_write(n->d->st, b, &e);
+        rlog_done(&n->d->log, seq);
+        store_batch_free(b);
+        assert_int_equal(rc, 0);
+    }
+    return t;
+}
+
+static table *get_table(node *n, const tdef *td)
+{
+    uint8_t uid[TABLE_UID_LEN];
+    tdef_uid(td, uid);
+    return catalog_get_uid(n->d->cat, uid);
+}
+
+/* The key (pk, sk) number k of table td. */
+static void key_of(arena *a, const tdef *td, int k, mv_value **pk, mv_value **sk)
+{
+    static const char *const S[] = {"a", "b", "c", "d", "e", "f"};
+    if (td->pkt == MV_S)
+        *pk = str_v(a, td->sk ? S[k / 3] : S[k]);
+    else
+        *pk = num_v(a, td->sk ? k / 3 + 1 : k + 1);
+    *sk = td->sk ? num_v(a, k % 3 + 1) : NULL;
+}
+
+/* Reads the raw record stored under key (returns false if none). */
+static bool read_record(db *d, const buf *key, buf *out)
+{
+    err e;
+    err_clear(&e);
+    int r = store_get(d->st, STORE_CF_ITEMS, key->data, key->len, out, &e);
+    if (r < 0) fail_msg("store_get: %s", e.msg);
+    return r == 1;
+}
+
+typedef struct version {
+    bool exists;
+    uint64_t ts;
+    char origin[REGION_NAME_MAX + 1];
+    bool tombstone;
+} version;
+
+static version decode_version(arena *a, const buf *rec, bool exists)
+{
+    version v;
+    memset(&v, 0, sizeof(v));
+    if (!exists) return v;
+    item_record r;
+    if (record_decode(a, rec->data, rec->len, &r) < 0) fail_msg("corrupt record");
+    v.exists = true;
+    v.ts = r.ts;
+    snprintf(v.origin, sizeof(v.origin), "%s", r.origin);
+    v.tombstone = r.tombstone;
+    return v;
+}
+
+static version stored_version(db *d, const buf *key)
+{
+    buf rec;
+    buf_init(&rec);
+    arena a;
+    arena_init(&a);
+    version v = decode_version(&a, &rec, read_record(d, key, &rec));
+    arena_free(&a);
+    buf_free(&rec);
+    return v;
+}
+
+/* The storage key an entry addresses in table t, built from the decoded key
+ * values (independently of how db_apply builds it). */
+static int entry_key(arena *a, table *t, const repl_entry *en, buf *k)
+{
+    const uint8_t *p = en->pk, *end = en->pk + en->pk_len;
+    mv_value *pk, *sk = NULL;
+    if (key_decode_scalar(a, t->pk_type, &p, end, &pk) < 0 || p != end) return -1;
+    if (t->sk_name) {
+        if (!en->sk) return -1;
+        p = en->sk;
+        end = en->sk + en->sk_len;
+        if (key_decode_scalar(a, t->sk_type, &p, end, &sk) < 0 || p != end) return -1;
+    } else if (en->sk) {
+        return -1;
+    }
+    buf_reset(k);
+    key_encode_item(k, t->id, pk, sk);
+    return 0;
+}
+
+/* Mutate callbacks. */
+static int mut_put(void *ctx, const mv_value *old, arena *a, mv_value **nw, err *e)
+{
+    *nw = ctx;
+    return DB_MUTATE_WRITE;
+}
+
+static int mut_del(void *ctx, const mv_value *old, arena *a, mv_value **nw, err *e)
+{
+    *nw = NULL;
+    return DB_MUTATE_WRITE;
+}
+
+/* A conditional update: requires the item to exist, then increments its
+ * counter v (or, with skip_odd, leaves an item whose v is odd unchanged). */
+typedef struct inc_ctx {
+    const char *region;
+    bool skip_odd;
+} inc_ctx;
+
+static long long counter_of(const mv_value *item)
+{
+    const mv_value *v = item ? mv_map_get(item, "v", 1) : NULL;
+    return v && v->type == MV_N ? strtoll(v->u.str.ptr, NULL, 10) : 0;
+}
+
+static int mut_inc(void *ctx, const mv_value *old, arena *a, mv_value **nw, err *e)
+{
+    inc_ctx *c = ctx;
+    if (!old) return err_set(e, ERR_CONDITIONAL_CHECK_FAILED, "The conditional request failed");
+    long long x = counter_of(old);
+    if (c->skip_odd && (x & 1)) return DB_MUTATE_SKIP;
+    mv_value *m = mv_map_set(a, old, "v", 1, num_v(a, x + 1));
+    *nw = mv_map_set(a, m, "w", 1, str_v(a, c->region));
+    return DB_MUTATE_WRITE;
+}
+
+/* Writes one item through db_write (put, or delete with item NULL). */
+static void put_item(node *n, table *t, const mv_value *pk, const mv_value *sk, mv_value *item)
+{
+    hlc_set_offset_ms(n->skew_ms);
+    arena a;
+    arena_init(&a);
+    db_write_op op = {.t = t, .pk = pk, .sk = sk, .fn = item ? mut_put : mut_del, .ctx = item};
+    err e;
+    err_clear(&e);
+    if (db_write(n->d, &op, 1, &a, &e) < 0) fail_msg("db_write: %s", e.msg);
+    arena_free(&a);
+}
+
+/* Reads the entries [lo, hi] of n's log (raw bytes, one buf each). */
+static size_t read_log(node *n, uint64_t lo, uint64_t hi, uint64_t *seqs, buf *ents, size_t max)
+{
+    uint8_t l[8], h[8];
+    store_u64be(l, lo);
+    store_u64be(h, hi + 1);
+    store_iter *it = store_iter_new(n->d->st, STORE_CF_RLOG, l, 8, h, 8);
+    size_t k = 0;
+    for (store_iter_first(it); store_iter_valid(it) && k < max; store_iter_next(it)) {
+        size_t kl, vl;
+        const uint8_t *kp = store_iter_key(it, &kl);
+        const uint8_t *vp = store_iter_value(it, &vl);
+        assert_int_equal(kl, 8);
+        seqs[k] = load_u64be(kp);
+        buf_init(&ents[k]);
+        buf_append(&ents[k], vp, vl);
+        k++;
+    }
+    err e;
+    assert_int_equal(store_iter_status(it, &e), 0);
+    store_iter_free(it);
+    return k;
+}
+
+static uint64_t last_log_key(node *n)
+{
+    store_iter *it = store_iter_new(n->d->st, STORE_CF_RLOG, NULL, 0, NULL, 0);
+    store_iter_last(it);
+    uint64_t last = 0;
+    if (store_iter_valid(it)) {
+        size_t kl;
+        const uint8_t *k = store_iter_key(it, &kl);
+        assert_int_equal(kl, 8);
+        last = load_u64be(k);
+    }
+    store_iter_free(it);
+    return last;
+}
+
+/* ------------------------------------------------------------ simulation */
+
+typedef struct mver { /* one acknowledged write of the model */
+    uint64_t ts;
+    int origin; /* region index */
+    bool tombstone;
+    uint8_t *item; /* item encoding (NULL for a tombstone) */
+    size_t item_len;
+    uint64_t seq; /* its log entry in the origin */
+} mver;
+
+typedef struct batch {
+    struct batch *next;
+    uint64_t through; /* the position the batch brings the receiver to */
+    size_t n;
+    uint64_t *seq;
+    buf *ent;
+} batch;
+
+typedef struct plink {
+    int src, dst;
+    uint64_t cursor; /* last seq put on the wire */
+    batch *head, *tail;
+    size_t qn;
+    int down; /* rounds left without deliveries */
+#define HIST 8
+    batch *hist[HIST]; /* batches delivered already, for duplicates */
+    size_t nhist;
+    uint8_t *applied; /* seq -> passed to a successful db_apply at dst */
+    size_t applied_cap;
+    uint64_t contig; /* every seq <= contig was applied */
+} plink;
+
+typedef struct sim {
+    uint64_t seed, rng;
+    int round;
+    node nd[N_REGIONS];
+    table *tab[N_REGIONS][N_TABLES]; /* counted; NULL where the table does not exist */
+    plink ln[N_REGIONS][N_REGIONS];
+    mver *ver[N_TABLES][MAX_KEYS];
+    size_t nver[N_TABLES][MAX_KEYS], capver[N_TABLES][MAX_KEYS];
+    buf keysfx[N_TABLES][MAX_KEYS]; /* storage key without the table id */
+    struct {
+        uint64_t writes, failed, entries, applies, applied, lost, dups, skipped, conflicts;
+        uint64_t crashes, losses, duplicates, splits, merges, partitions;
+    } st;
+} sim;
+
+static sim *g_sim;
+
+#define SIM_CHECK(s, cond, ...)                                                                    \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            print_error("seed %llu round %d: check failed at line %d: %s\n",                       \
+                        (unsigned long long)(s)->seed, (s)->round, __LINE__, #cond);               \
+            print_error(__VA_ARGS__);                                                              \
+            print_error("\n");                                                                     \
+            fail_msg("simulation failed (rerun with MERIDIAN_SIM_SEED=%llu)",                     \
+                     (unsigned long long)(s)->seed);                                               \
+        }                                                                                          \
+    } while (0)
+
+static uint64_t rnd(sim *s)
+{
+    uint64_t x = s->rng;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    s->rng = x;
+    return x;
+}
+
+static bool chance(sim *s, unsigned pct)
+{
+    return rnd(s) % 100 < pct;
+}
+
+static void batch_free(batch *b)
+{
+    if (!b) return;
+    for (size_t i = 0; i < b->n; i++)
+        buf_free(&b->ent[i]);
+    free(b->seq);
+    free(b->ent);
+    free(b);
+}
+
+static void link_clear_queue(plink *l)
+{
+    while (l->head) {
+        batch *b = l->head;
+        l->head = b->next;
+        batch_free(b);
+    }
+    l->tail = NULL;
+    l->qn = 0;
+}
+
+/* The connection broke: in-flight batches are gone and the sender resumes
+ * after the receiver's recorded position (the START of the handshake). */
+static void link_reset(sim *s, plink *l)
+{
+    link_clear_queue(l);
+    err e;
+    uint64_t pos = 0;
+    SIM_CHECK(s, db_applied_position(s->nd[l->dst].d, REGION[l->src], &pos, &e) == 0, "%s",
+              e.msg);
+    l->cursor = pos;
+}
+
+static void mark_applied(plink *l, uint64_t seq)
+{
+    if (seq >= l->applied_cap) {
+        size_t cap = l->applied_cap ? l->applied_cap : 256;
+        while (cap <= seq)
+            cap *= 2;
+        l->applied = realloc(l->applied, cap);
+        assert_non_null(l->applied);
+        memset(l->applied + l->applied_cap, 0, cap - l->applied_cap);
+        l->applied_cap = cap;
+    }
+    l->applied[seq] = 1;
+    while (l->contig + 1 < l->applied_cap && l->applied[l->contig + 1])
+        l->contig++;
+}
+
+static void model_add(sim *s, int t, int k, const mver *v)
+{
+    if (s->nver[t][k] == s->capver[t][k]) {
+        s->capver[t][k] = s->capver[t][k] ? 2 * s->capver[t][k] : 16;
+        s->ver[t][k] = realloc(s->ver[t][k], s->capver[t][k] * sizeof(mver));
+        assert_non_null(s->ver[t][k]);
+    }
+    s->ver[t][k][s->nver[t][k]++] = *v;
+}
+
+static void sim_open(sim *s, int r)
+{
+    node_open(&s->nd[r]);
+    for (int t = 0; t < N_TABLES; t++)
+        s->tab[r][t] = get_table(&s->nd[r], &TDEF[t]);
+}
+
+static void sim_close(sim *s, int r)
+{
+    for (int t = 0; t < N_TABLES; t++) {
+        table_release(s->tab[r][t]);
+        s->tab[r][t] = NULL;
+    }
+    node_close(&s->nd[r]);
+}
+
+static void sim_free(sim *s)
+{
+    if (!s) return;
+    for (int r = 0; r < N_REGIONS; r++) {
+        if (s->nd[r].d) sim_close(s, r);
+        rm_tree(s->nd[r].dir);
+    }
+    for (int a = 0; a < N_REGIONS; a++)
+        for (int b = 0; b < N_REGIONS; b++) {
+            plink *l = &s->ln[a][b];
+            link_clear_queue(l);
+            for (size_t i = 0; i < l->nhist; i++)
+                batch_free(l->hist[i]);
+            free(l->applied);
+        }
+    for (int t = 0; t < N_TABLES; t++)
+        for (int k = 0; k < MAX_KEYS; k++) {
+            for (size_t i = 0; i < s->nver[t][k]; i++)
+                free(s->ver[t][k][i].item);
+            free(s->ver[t][k]);
+            buf_free(&s->keysfx[t][k]);
+        }
+    free(s);
+    hlc_set_offset_ms(0);
+}
+
+static sim *sim_new(uint64_t seed)
+{
+    sim *s = calloc(1, sizeof(*s));
+    assert_non_null(s);
+    g_sim = s;
+    s->seed = seed;
+    s->rng = seed * 0x9E3779B97F4A7C15ULL + 0x2545F4914F6CDD1DULL;
+    for (int i = 0; i < 8; i++)
+        rnd(s);
+    for (int r = 0; r < N_REGIONS; r++) {
+        node_init(&s->nd[r], REGION[r]);
+        /* Up to 2 s apart: well inside the allowed skew, yet far more than
+         * the 1 s the persisted clock bound runs ahead. */
+        s->nd[r].skew_ms = (int64_t)(rnd(s) % 4001) - 2000;
+        node_open(&s->nd[r]);
+        for (int t = 0; t < N_TABLES; t++) {
+            s->tab[r][t] = NULL;
+            if (TDEF[t].scope == SCOPE_GHOST && r != 0) continue;
+            s->tab[r][t] = create_table(&s->nd[r], &TDEF[t]);
+        }
+    }
+    for (int a = 0; a < N_REGIONS; a++)
+        for (int b = 0; b < N_REGIONS; b++) {
+            s->ln[a][b].src = a;
+            s->ln[a][b].dst = b;
+        }
+    arena ar;
+    arena_init(&ar);
+    for (int t = 0; t < N_TABLES; t++)
+        for (int k = 0; k < TDEF[t].n_keys; k++) {
+            mv_value *pk, *sk;
+            key_of(&ar, &TDEF[t], k, &pk, &sk);
+            buf kb;
+            buf_init(&kb);
+            key_encode_item(&kb, 0, pk, sk);
+            buf_init(&s->keysfx[t][k]);
+            buf_append(&s->keysfx[t][k], kb.data + 8, kb.len - 8);
+            buf_free(&kb);
+        }
+    arena_free(&ar);
+    return s;
+}
+
+static mv_value *random_item(sim *s, arena *a, const tdef *td, int k, int r)
+{
+    mv_member *m = arena_calloc(a, 7, sizeof(mv_member));
+    size_t n = 0;
+    mv_value *pk, *sk;
+    key_of(a, td, k, &pk, &sk);
+    m[n++] = (mv_member){td->pk, strlen(td->pk), pk};
+    if (sk) m[n++] = (mv_member){td->sk, strlen(td->sk), sk};
+    m[n++] = (mv_member){"v", 1, num_v(a, (long long)(rnd(s) % 100))};
+    m[n++] = (mv_member){"w", 1, str_v(a, REGION[r])};
+    if (chance(s, 50)) {
+        char t[16];
+        size_t len = 1 + rnd(s) % 12;
+        for (size_t i = 0; i < len; i++)
+            t[i] = (char)('a' + rnd(s) % 26);
+        m[n++] = (mv_member){"s", 1, mv_new_str(a, MV_S, t, len)};
+    }
+    if (chance(s, 30)) m[n++] = (mv_member){"f", 1, mv_new_bool(a, chance(s, 50))};
+    if (chance(s, 30)) {
+        size_t nl = 1 + rnd(s) % 3;
+        const mv_value **li = arena_calloc(a, nl, sizeof(*li));
+        for (size_t i = 0; i < nl; i++)
+            li[i] = num_v(a, (long long)(rnd(s) % 1000));
+        m[n++] = (mv_member){"l", 1, mv_new_list(a, li, nl)};
+    }
+    mv_value *item = mv_new_map(a, m, n);
+    assert_non_null(item);
+    return item;
+}
+
+enum { OP_PUT, OP_DEL, OP_INC };
+
+/* One db_write of 1 to 3 operations in region r, checked against what it
+ * must log. */
+static void sim_write(sim *s, int r)
+{
+    node *n = &s->nd[r];
+    hlc_set_offset_ms(n->skew_ms);
+    arena a;
+    arena_init(&a);
+    size_t nops = chance(s, 15) ? 2 + rnd(s) % 2 : 1;
+    db_write_op ops[3];
+    int kind[3], tix[3], kix[3];
+    inc_ctx ic[3];
+    buf key[3], before[3];
+    bool had[3];
+    memset(ops, 0, sizeof(ops));
+    bool expect_fail = false;
+    size_t expect_log = 0;
+    for (size_t i = 0; i < nops; i++) {
+        int t, k;
+        bool dup;
+        do {
+            unsigned p = (unsigned)(rnd(s) % 100);
+            t = p < 50 ? T_HS : p < 85 ? T_H : p < 93 ? T_LOCAL : T_GHOST;
+            if (!s->tab[r][t]) t = T_HS;
+            k = (int)(rnd(s) % (uint64_t)TDEF[t].n_keys);
+            dup = false;
+            for (size_t j = 0; j < i; j++)
+                dup |= tix[j] == t && kix[j] == k;
+        } while (dup);
+        tix[i] = t;
+        kix[i] = k;
+        mv_value *pk, *sk;
+        key_of(&a, &TDEF[t], k, &pk, &sk);
+        buf_init(&key[i]);
+        key_encode_item(&key[i], s->tab[r][t]->id, pk, sk);
+        buf_init(&before[i]);
+        had[i] = read_record(n->d, &key[i], &before[i]);
+        version bv = decode_version(&a, &before[i], had[i]);
+        bool live = bv.exists && !bv.tombstone;
+        unsigned p = (unsigned)(rnd(s) % 100);
+        kind[i] = p < 50 ? OP_PUT : p < 70 ? OP_DEL : OP_INC;
+        ops[i].t = s->tab[r][t];
+        ops[i].pk = pk;
+        ops[i].sk = sk;
+        if (kind[i] == OP_PUT) {
+            ops[i].fn = mut_put;
+            ops[i].ctx = random_item(s, &a, &TDEF[t], k, r);
+        } else if (kind[i] == OP_DEL) {
+            ops[i].fn = mut_del;
+        } else {
+            ic[i] = (inc_ctx){REGION[r], chance(s, 40)};
+            ops[i].fn = mut_inc;
+            ops[i].ctx = &ic[i];
+        }
+        bool writes = kind[i] == OP_PUT || (kind[i] == OP_DEL && live) ||
+                      (kind[i] == OP_INC && live);
+        if (kind[i] == OP_INC && live && ic[i].skip_odd) {
+            item_record rec;
+            assert_int_equal(record_decode(&a, before[i].data, before[i].len, &rec), 0);
+            if (counter_of(rec.item) & 1) writes = false;
+        }
+        if (kind[i] == OP_INC && !live) expect_fail = true;
+        if (writes && TDEF[t].scope != SCOPE_LOCAL) expect_log++;
+    }
+
+    uint64_t stable0 = rlog_stable(&n->d->log);
+    err e;
+    err_clear(&e);
+    int rc = db_write(n->d, ops, nops, &a, &e);
+    uint64_t stable1 = rlog_stable(&n->d->log);
+    s->st.writes++;
+    if (expect_fail) {
+        SIM_CHECK(s, rc < 0 && e.code == ERR_CONDITIONAL_CHECK_FAILED,
+                  "region %s: db_write of a failing condition returned %d (%s)", n->name, rc,
+                  e.msg);
+        SIM_CHECK(s, stable1 == stable0, "a failed write logged entries %llu..%llu",
+                  (unsigned long long)stable0 + 1, (unsigned long long)stable1);
+        for (size_t i = 0; i < nops; i++) {
+            buf after;
+            buf_init(&after);
+            bool has = read_record(n->d, &key[i], &after);
+            SIM_CHECK(s,
+                      has == had[i] && after.len == before[i].len &&
+                          (!has || memcmp(after.data, before[i].data, after.len) == 0),
+                      "a failed write changed item %zu", i);
+            buf_free(&after);
+        }
+        s->st.failed++;
+    } else {
+        SIM_CHECK(s, rc == 0, "region %s: db_write failed: %s", n->name, e.msg);
+        SIM_CHECK(s, stable1 == stable0 + expect_log,
+                  "region %s: a write of %zu logged items moved the watermark %llu -> %llu",
+                  n->name, expect_log, (unsigned long long)stable0, (unsigned long long)stable1);
+        uint64_t seqs[3];
+        buf ents[3];
+        size_t ne = read_log(n, stable0 + 1, stable1, seqs, ents, 3);
+        SIM_CHECK(s, ne == expect_log, "%zu entries in the log for %zu logged items", ne,
+                  expect_log);
+        size_t ei = 0;
+        for (size_t i = 0; i < nops; i++) {
+            int t = tix[i], k = kix[i];
+            buf after;
+            buf_init(&after);
+            bool has = read_record(n->d, &key[i], &after);
+            version bv = decode_version(&a, &before[i], had[i]);
+            bool expect_written = kind[i] == OP_PUT || (bv.exists && !bv.tombstone);
+            if (kind[i] == OP_INC && ic[i].skip_odd && expect_written) {
+                item_record rec;
+                assert_int_equal(record_decode(&a, before[i].data, before[i].len, &rec), 0);
+                expect_written = !(counter_of(rec.item) & 1);
+            }
+            SIM_CHECK(s, ops[i].written == expect_written, "op %zu (kind %d): written %d", i,
+                      kind[i], ops[i].written);
+            if (!expect_written) {
+                SIM_CHECK(s,
+                          has == had[i] && after.len == before[i].len &&
+                              (!has || memcmp(after.data, before[i].data, after.len) == 0),
+                          "an unwritten item changed");
+                buf_free(&after);
+                continue;
+            }
+            if (TDEF[t].scope == SCOPE_LOCAL) {
+                /* Local tables: no log entry, deletes leave nothing behind. */
+                SIM_CHECK(s, has == (kind[i] != OP_DEL), "local table: record after %s",
+                          kind[i] == OP_DEL ? "delete" : "write");
+                buf_free(&after);
+                continue;
+            }
+            SIM_CHECK(s, has, "no record after a write to a global table");
+            item_record rec;
+            SIM_CHECK(s, record_decode(&a, after.data, after.len, &rec) == 0, "corrupt record");
+            SIM_CHECK(s, rec.tombstone == (kind[i] == OP_DEL), "tombstone flag %d after kind %d",
+                      rec.tombstone, kind[i]);
+            SIM_CHECK(s, strcmp(rec.origin, n->name) == 0, "origin %s", rec.origin);
+            repl_entry en;
+            SIM_CHECK(s, repl_entry_decode(&a, ents[ei].data, ents[ei].len, &en, &e) == 0,
+                      "undecodable log entry %llu: %s", (unsigned long long)seqs[ei], e.msg);
+            /* The entry and the record were committed together: same version. */
+            SIM_CHECK(s, en.kind == (rec.tombstone ? REPL_TOMBSTONE : REPL_PUT), "kind %d",
+                      en.kind);
+            SIM_CHECK(s, en.ts == rec.ts && strcmp(en.origin, rec.origin) == 0,
+                      "entry %llu has version %llu/%s, the record %llu/%s",
+                      (unsigned long long)seqs[ei], (unsigned long long)en.ts, en.origin,
+                      (unsigned long long)rec.ts, rec.origin);
+            SIM_CHECK(s, memcmp(en.table_uid, s->tab[r][t]->uid, TABLE_UID_LEN) == 0, "uid");
+            buf ek;
+            buf_init(&ek);
+            SIM_CHECK(s, entry_key(&a, s->tab[r][t], &en, &ek) == 0 && ek.len == key[i].len &&
+                             memcmp(ek.data, key[i].data, ek.len) == 0,
+                      "entry %llu addresses another key", (unsigned long long)seqs[ei]);
+            buf_free(&ek);
+            size_t hl = record_header_len(after.data, after.len);
+            SIM_CHECK(s,
+                      en.data_len == after.len - hl &&
+                          (en.data_len == 0 || memcmp(en.data, after.data + hl, en.data_len) == 0),
+                      "entry %llu carries other item bytes than the record",
+                      (unsigned long long)seqs[ei]);
+            if (kind[i] == OP_PUT) {
+                buf want;
+                buf_init(&want);
+                item_encode(&want, ops[i].ctx);
+                SIM_CHECK(s, want.len == en.data_len && memcmp(want.data, en.data, want.len) == 0,
+                          "stored item is not the item put");
+                buf_free(&want);
+            }
+            /* The entry names the version it replaced, and orders after it. */
+            SIM_CHECK(s,
+                      en.prev_ts == bv.ts &&
+                          strcmp(en.prev_origin, bv.exists ? bv.origin : "") == 0,
+                      "entry %llu: prev %llu/%s, stored before %llu/%s",
+                      (unsigned long long)seqs[ei], (unsigned long long)en.prev_ts,
+                      en.prev_origin, (unsigned long long)bv.ts, bv.origin);
+            SIM_CHECK(s,
+                      !bv.exists || db_version_cmp(en.ts, en.origin, bv.ts, bv.origin) > 0,
+                      "region %s wrote version %llu/%s over the newer version %llu/%s it "
+                      "replaced (lead %lld ms): this write loses everywhere else",
+                      n->name, (unsigned long long)en.ts, en.origin, (unsigned long long)bv.ts,
+                      bv.origin, (long long)HLC_MS(bv.ts) - (long long)HLC_MS(en.ts));
+            if (t == T_HS || t == T_H) {
+                mver v = {.ts = en.ts, .origin = r, .tombstone = rec.tombstone, .seq = seqs[ei]};
+                if (!rec.tombstone) {
+                    v.item = malloc(en.data_len);
+                    assert_non_null(v.item);
+                    memcpy(v.item, en.data, en.data_len);
+                    v.item_len = en.data_len;
+                }
+                model_add(s, t, k, &v);
+            }
+            ei++;
+            s->st.entries++;
+            buf_free(&after);
+        }
+        for (size_t i = 0; i < ne; i++)
+            buf_free(&ents[i]);
+    }
+    for (size_t i = 0; i < nops; i++) {
+        buf_free(&key[i]);
+        buf_free(&before[i]);
+    }
+    arena_free(&a);
+}
+
+/* Sender: puts the next entries (up to the watermark) on the wire. */
+static void sim_send(sim *s, plink *l)
+{
+    node *src = &s->nd[l->src];
+    uint64_t stable = rlog_stable(&src->d->log);
+    if (l->cursor >= stable) return;
+    uint64_t hi = l->cursor + 1 + rnd(s) % 8;
+    if (hi > stable) hi = stable;
+    batch *b = calloc(1, sizeof(*b));
+    assert_non_null(b);
+    size_t max = (size_t)(hi - l->cursor);
+    b->seq = calloc(max, sizeof(uint64_t));
+    b->ent = calloc(max, sizeof(buf));
+    assert_true(b->seq && b->ent);
+    b->n = read_log(src, l->cursor + 1, hi, b->seq, b->ent, max);
+    b->through = hi;
+    /* No write failed, so the log has no holes below the watermark. */
+    SIM_CHECK(s, b->n == max, "%s: entries %llu..%llu: only %zu in the log", src->name,
+              (unsigned long long)l->cursor + 1, (unsigned long long)hi, b->n);
+    for (size_t i = 0; i < b->n; i++)
+        SIM_CHECK(s, b->seq[i] == l->cursor + 1 + i, "hole in the log of %s at %llu", src->name,
+                  (unsigned long long)l->cursor + 1 + i);
+    if (l->tail)
+        l->tail->next = b;
+    else
+        l->head = b;
+    l->tail = b;
+    l->qn++;
+    l->cursor = hi;
+}
+
+typedef struct keystate {
+    buf key;
+    table *t;
+    version v;
+} keystate;
+
+static uint64_t conflict_total(sim *s, int r)
+{
+    uint64_t c = 0;
+    for (int t = 0; t < N_TABLES; t++)
+        if (s->tab[r][t]) c += atomic_load(&s->tab[r][t]->conflicts);
+    return c;
+}
+
+static table *table_by_uid(sim *s, int r, const uint8_t *uid)
+{
+    for (int t = 0; t < N_TABLES; t++)
+        if (s->tab[r][t] && memcmp(s->tab[r][t]->uid, uid, TABLE_UID_LEN) == 0)
+            return s->tab[r][t];
+    return NULL;
+}
+
+/* Receiver: one db_apply of entries [from, to) of b, recording pos (0: none),
+ * checked against last-writer-wins applied entry by entry. */
+static void sim_apply(sim *s, plink *l, const batch *b, size_t from, size_t to, uint64_t pos)
+{
+    node *dn = &s->nd[l->dst];
+    hlc_set_offset_ms(dn->skew_ms);
+    arena a;
+    arena_init(&a);
+    size_t n = to - from;
+    repl_entry *en = arena_calloc(&a, n ? n : 1, sizeof(*en));
+    keystate *ks = arena_calloc(&a, n ? n : 1, sizeof(*ks));
+    size_t nks = 0;
+    db_apply_stats want = {0}, got = {0};
+    uint64_t want_conflicts = 0;
+    err e;
+    for (size_t i = 0; i < n; i++) {
+        const buf *eb = &b->ent[from + i];
+        SIM_CHECK(s, repl_entry_decode(&a, eb->data, eb->len, &en[i], &e) == 0, "decode: %s",
+                  e.msg);
+        const repl_entry *x = &en[i];
+        if (x->kind != REPL_PUT && x->kind != REPL_TOMBSTONE) continue;
+        table *t = table_by_uid(s, l->dst, x->table_uid);
+        if (!t) {
+            want.skipped++;
+            continue;
+        }
+        buf k;
+        buf_init(&k);
+        SIM_CHECK(s, entry_key(&a, t, x, &k) == 0, "entry with a malformed key");
+        keystate *st = NULL;
+        for (size_t j = 0; j < nks && !st; j++)
+            if (ks[j].key.len == k.len && memcmp(ks[j].key.data, k.data, k.len) == 0) st = &ks[j];
+        if (!st) {
+            st = &ks[nks++];
+            st->key = k;
+            st->t = t;
+            st->v = stored_version(dn->d, &k);
+        } else {
+            buf_free(&k);
+        }
+        int cmp = st->v.exists ? db_version_cmp(x->ts, x->origin, st->v.ts, st->v.origin) : 1;
+        if (cmp == 0) {
+            want.duplicates++;
+        } else if (cmp < 0) {
+            want.lost++;
+            if (strcmp(x->origin, st->v.origin) != 0) want_conflicts++;
+        } else {
+            if (st->v.exists && strcmp(st->v.origin, x->origin) != 0 &&
+                !(st->v.ts == x->prev_ts && strcmp(st->v.origin, x->prev_origin) == 0))
+                want_conflicts++;
+            want.applied++;
+            st->v.exists = true;
+            st->v.ts = x->ts;
+            snprintf(st->v.origin, sizeof(st->v.origin), "%s", x->origin);
+            st->v.tombstone = x->kind == REPL_TOMBSTONE;
+        }
+    }
+    uint64_t c0 = conflict_total(s, l->dst);
+    uint64_t ring0 = dn->d->conflicts_next;
+    uint64_t stable0 = rlog_stable(&dn->d->log);
+    err_clear(&e);
+    int rc = db_apply(dn->d, REGION[l->src], en, n, pos, &got, &e);
+    SIM_CHECK(s, rc == 0, "db_apply at %s: %s", dn->name, e.msg);
+    s->st.applies++;
+    SIM_CHECK(s,
+              got.applied == want.applied && got.lost == want.lost &&
+                  got.duplicates == want.duplicates && got.skipped == want.skipped,
+              "%s -> %s: stats applied/lost/dup/skipped %llu/%llu/%llu/%llu, expected "
+              "%llu/%llu/%llu/%llu",
+              REGION[l->src], dn->name, (unsigned long long)got.applied,
+              (unsigned long long)got.lost, (unsigned long long)got.duplicates,
+              (unsigned long long)got.skipped, (unsigned long long)want.applied,
+              (unsigned long long)want.lost, (unsigned long long)want.duplicates,
+              (unsigned long long)want.skipped);
+    SIM_CHECK(s, conflict_total(s, l->dst) - c0 == want_conflicts, "conflicts +%llu, expected +%llu",
+              (unsigned long long)(conflict_total(s, l->dst) - c0),
+              (unsigned long long)want_conflicts);
+    SIM_CHECK(s, dn->d->conflicts_next - ring0 == want_conflicts, "conflict ring");
+    SIM_CHECK(s, rlog_stable(&dn->d->log) == stable0, "db_apply logged entries again");
+    s->st.applied += got.applied;
+    s->st.lost += got.lost;
+    s->st.dups += got.duplicates;
+    s->st.skipped += got.skipped;
+    s->st.conflicts += want_conflicts;
+    for (size_t j = 0; j < nks; j++) {
+        version v = stored_version(dn->d, &ks[j].key);
+        SIM_CHECK(s,
+                  v.exists == ks[j].v.exists && v.ts == ks[j].v.ts &&
+                      strcmp(v.origin, ks[j].v.origin) == 0 && v.tombstone == ks[j].v.tombstone,
+                  "%s after db_apply holds %llu/%s/%d, expected %llu/%s/%d", dn->name,
+                  (unsigned long long)v.ts, v.origin, v.tombstone, (unsigned long long)ks[j].v.ts,
+                  ks[j].v.origin, ks[j].v.tombstone);
+        buf_free(&ks[j].key);
+    }
+    for (size_t i = from; i < to; i++)
+        mark_applied(l, b->seq[i]);
+    if (pos) {
+        uint64_t rec = 0;
+        SIM_CHECK(s, db_applied_position(dn->d, REGION[l->src], &rec, &e) == 0, "%s", e.msg);
+        SIM_CHECK(s, rec == pos, "recorded position %llu, applied with %llu",
+                  (unsigned long long)rec, (unsigned long long)pos);
+        SIM_CHECK(s, pos <= l->contig,
+                  "%s records position %llu from %s but entry %llu was never applied", dn->name,
+                  (unsigned long long)pos, REGION[l->src], (unsigned long long)l->contig + 1);
+    }
+    arena_free(&a);
+}
+
+static void remember(plink *l, batch *b)
+{
+    b->next = NULL;
+    if (l->nhist == HIST) {
+        batch_free(l->hist[0]);
+        memmove(l->hist, l->hist + 1, (HIST - 1) * sizeof(batch *));
+        l->nhist--;
+    }
+    l->hist[l->nhist++] = b;
+}
+
+static void sim_crash(sim *s, int r);
+
+/* Receiver: takes the next batch off the wire, with faults unless clean. */
+static void sim_deliver(sim *s, plink *l, bool clean)
+{
+    if (!l->head) return;
+    batch *b = l->head;
+    l->head = b->next;
+    if (!l->head) l->tail = NULL;
+    l->qn--;
+    if (!clean && chance(s, 6)) { /* lost: the connection resets */
+        batch_free(b);
+        link_reset(s, l);
+        s->st.losses++;
+        return;
+    }
+    if (!clean && l->head && chance(s, 15)) { /* merged with the next one */
+        batch *c = l->head;
+        l->head = c->next;
+        if (!l->head) l->tail = NULL;
+        l->qn--;
+        batch *m = calloc(1, sizeof(*m));
+        assert_non_null(m);
+        m->n = b->n + c->n;
+        m->seq = calloc(m->n, sizeof(uint64_t));
+        m->ent = calloc(m->n, sizeof(buf));
+        assert_true(m->seq && m->ent);
+        for (size_t i = 0; i < m->n; i++) {
+            const batch *from = i < b->n ? b : c;
+            size_t j = i < b->n ? i : i - b->n;
+            m->seq[i] = from->seq[j];
+            buf_init(&m->ent[i]);
+            buf_append(&m->ent[i], from->ent[j].data, from->ent[j].len);
+        }
+        m->through = c->through;
+        batch_free(b);
+        batch_free(c);
+        b = m;
+        s->st.merges++;
+    }
+    if (!clean && b->n >= 2 && chance(s, 25)) { /* split into several db_apply calls */
+        size_t at = 0;
+        while (at < b->n) {
+            size_t len = 1 + rnd(s) % (b->n - at);
+            bool last = at + len == b->n;
+            sim_apply(s, l, b, at, at + len, last ? b->through : 0);
+            at += len;
+            if (!last && chance(s, 10)) { /* crash between the calls */
+                batch_free(b);
+                s->st.splits++;
+                sim_crash(s, l->dst);
+                return;
+            }
+        }
+        s->st.splits++;
+    } else {
+        sim_apply(s, l, b, 0, b->n, b->through);
+    }
+    remember(l, b);
+}
+
+/* Applies an old batch again, with its own (older) position. */
+static void sim_duplicate(sim *s, plink *l)
+{
+    if (!l->nhist) return;
+    const batch *b = l->hist[rnd(s) % l->nhist];
+    sim_apply(s, l, b, 0, b->n, b->through);
+    s->st.duplicates++;
+}
+
+/* db_close + db_open; every connection of the region breaks. */
+static void sim_crash(sim *s, int r)
+{
+    node *n = &s->nd[r];
+    uint64_t stable = rlog_stable(&n->d->log);
+    int64_t count[N_TABLES], bytes[N_TABLES];
+    for (int t = 0; t < N_TABLES; t++)
+        if (s->tab[r][t]) {
+            count[t] = atomic_load(&s->tab[r][t]->item_count);
+            bytes[t] = atomic_load(&s->tab[r][t]->size_bytes);
+        }
+    sim_close(s, r);
+    sim_open(s, r);
+    s->st.crashes++;
+    SIM_CHECK(s, rlog_stable(&n->d->log) == stable, "%s: watermark %llu after restart, %llu before",
+              n->name, (unsigned long long)rlog_stable(&n->d->log), (unsigned long long)stable);
+    for (int t = 0; t < N_TABLES; t++)
+        if (s->tab[r][t]) {
+            /* The running statistics equal the start-up recount. */
+            SIM_CHECK(s, atomic_load(&s->tab[r][t]->item_count) == count[t],
+                      "%s.%s: %lld items counted at start-up, %lld before the restart", n->name,
+                      TDEF[t].name, (long long)atomic_load(&s->tab[r][t]->item_count),
+                      (long long)count[t]);
+            SIM_CHECK(s, atomic_load(&s->tab[r][t]->size_bytes) == bytes[t],
+                      "%s.%s: %lld bytes counted at start-up, %lld before the restart", n->name,
+                      TDEF[t].name, (long long)atomic_load(&s->tab[r][t]->size_bytes),
+                      (long long)bytes[t]);
+        }
+    for (int o = 0; o < N_REGIONS; o++)
+        if (o != r) {
+            link_reset(s, &s->ln[r][o]);
+            link_reset(s, &s->ln[o][r]);
+        }
+}
+
+typedef struct snap {
+    bool has[N_TABLES][MAX_KEYS];
+    buf rec[N_TABLES][MAX_KEYS];
+    int64_t live[N_TABLES], bytes[N_TABLES];
+} snap;
+
+/* Every record of region r's items column family, by model key. */
+static void take_snapshot(sim *s, int r, snap *sn)
+{
+    memset(sn, 0, sizeof(*sn));
+    store_iter *it = store_iter_new(s->nd[r].d->st, STORE_CF_ITEMS, NULL, 0, NULL, 0);
+    for (store_iter_first(it); store_iter_valid(it); store_iter_next(it)) {
+        size_t kl, vl;
+        const uint8_t *k = store_iter_key(it, &kl);
+        const uint8_t *v = store_iter_value(it, &vl);
+        SIM_CHECK(s, kl > 8, "short key");
+        uint64_t id = load_u64be(k);
+        int t = -1;
+        for (int i = 0; i < N_TABLES; i++)
+            if (s->tab[r][i] && s->tab[r][i]->id == id) t = i;
+        SIM_CHECK(s, t >= 0, "%s: record of unknown table id %llu", REGION[r],
+                  (unsigned long long)id);
+        int key = -1;
+        for (int i = 0; i < TDEF[t].n_keys; i++)
+            if (s->keysfx[t][i].len == kl - 8 && memcmp(s->keysfx[t][i].data, k + 8, kl - 8) == 0)
+                key = i;
+        SIM_CHECK(s, key >= 0, "%s.%s: record under a key never written", REGION[r],
+                  TDEF[t].name);
+        SIM_CHECK(s, !sn->has[t][key], "two records for one key");
+        sn->has[t][key] = true;
+        buf_init(&sn->rec[t][key]);
+        buf_append(&sn->rec[t][key], v, vl);
+        if (!(vl > 1 && (v[1] & 1))) sn->live[t]++;
+        sn->bytes[t] += (int64_t)(kl + vl);
+    }
+    err e;
+    SIM_CHECK(s, store_iter_status(it, &e) == 0, "%s", e.msg);
+    store_iter_free(it);
+}
+
+static void free_snapshot(snap *sn)
+{
+    for (int t = 0; t < N_TABLES; t++)
+        for (int k = 0; k < MAX_KEYS; k++)
+            if (sn->has[t][k]) buf_free(&sn->rec[t][k]);
+}
+
+static void sim_final(sim *s)
+{
+    /* Heal the network and deliver everything, in order, without faults. */
+    for (int a = 0; a < N_REGIONS; a++)
+        for (int b = 0; b < N_REGIONS; b++)
+            if (a != b) {
+                plink *l = &s->ln[a][b];
+                link_reset(s, l);
+                l->down = 0;
+                while (l->cursor < rlog_stable(&s->nd[a].d->log)) {
+                    sim_send(s, l);
+                    sim_deliver(s, l, true);
+                }
+            }
+    /* (4) positions: every region has applied every source's whole log. */
+    for (int a = 0; a < N_REGIONS; a++) {
+        uint64_t last = last_log_key(&s->nd[a]);
+        SIM_CHECK(s, rlog_stable(&s->nd[a].d->log) == last, "%s: watermark %llu, last entry %llu",
+                  REGION[a], (unsigned long long)rlog_stable(&s->nd[a].d->log),
+                  (unsigned long long)last);
+        for (int b = 0; b < N_REGIONS; b++) {
+            if (a == b) continue;
+            uint64_t pos;
+            err e;
+            SIM_CHECK(s, db_applied_position(s->nd[b].d, REGION[a], &pos, &e) == 0, "%s", e.msg);
+            SIM_CHECK(s, pos == last && s->ln[a][b].contig == last,
+                      "%s has applied %s up to %llu (contiguously %llu), its log ends at %llu",
+                      REGION[b], REGION[a], (unsigned long long)pos,
+                      (unsigned long long)s->ln[a][b].contig, (unsigned long long)last);
+        }
+    }
+    snap *sn = calloc(N_REGIONS, sizeof(snap));
+    assert_non_null(sn);
+    for (int r = 0; r < N_REGIONS; r++)
+        take_snapshot(s, r, &sn[r]);
+    arena a;
+    arena_init(&a);
+    for (int t = 0; t < N_TABLES; t++) {
+        if (TDEF[t].scope != SCOPE_GLOBAL) continue;
+        for (int k = 0; k < TDEF[t].n_keys; k++) {
+            /* (1) identical records (version, tombstone, item) in every region. */
+            item_record rec[N_REGIONS];
+            for (int r = 0; r < N_REGIONS; r++) {
+                SIM_CHECK(s, sn[r].has[t][k] == sn[0].has[t][k],
+                          "%s key %d: present in %s: %d, in %s: %d", TDEF[t].name, k, REGION[r],
+                          sn[r].has[t][k], REGION[0], sn[0].has[t][k]);
+                if (!sn[r].has[t][k]) continue;
+                SIM_CHECK(s, record_decode(&a, sn[r].rec[t][k].data, sn[r].rec[t][k].len, &rec[r]) == 0,
+                          "corrupt record");
+            }
+            for (int r = 1; r < N_REGIONS && sn[0].has[t][k]; r++) {
+                SIM_CHECK(s,
+                          rec[r].ts == rec[0].ts && strcmp(rec[r].origin, rec[0].origin) == 0 &&
+                              rec[r].tombstone == rec[0].tombstone,
+                          "%s key %d diverged: %s holds %llu/%s%s, %s holds %llu/%s%s",
+                          TDEF[t].name, k, REGION[0], (unsigned long long)rec[0].ts, rec[0].origin,
+                          rec[0].tombstone ? " (tombstone)" : "", REGION[r],
+                          (unsigned long long)rec[r].ts, rec[r].origin,
+                          rec[r].tombstone ? " (tombstone)" : "");
+                SIM_CHECK(s, rec[0].tombstone || mv_equal(rec[0].item, rec[r].item),
+                          "%s key %d: same version, different items", TDEF[t].name, k);
+                SIM_CHECK(s,
+                          sn[r].rec[t][k].len == sn[0].rec[t][k].len &&
+                              memcmp(sn[r].rec[t][k].data, sn[0].rec[t][k].data,
+                                     sn[0].rec[t][k].len) == 0,
+                          "%s key %d: same version, different record bytes", TDEF[t].name, k);
+            }
+            /* (2) the survivor is the newest version ever written to the key. */
+            size_t nv = s->nver[t][k];
+            SIM_CHECK(s, (nv > 0) == sn[0].has[t][k], "%s key %d: %zu writes, record present %d",
+                      TDEF[t].name, k, nv, sn[0].has[t][k]);
+            if (!nv) continue;
+            const mver *best = &s->ver[t][k][0];
+            for (size_t i = 1; i < nv; i++) {
+                const mver *v = &s->ver[t][k][i];
+                if (db_version_cmp(v->ts, REGION[v->origin], best->ts, REGION[best->origin]) > 0)
+                    best = v;
+            }
+            SIM_CHECK(s, rec[0].ts == best->ts && strcmp(rec[0].origin, REGION[best->origin]) == 0,
+                      "%s key %d: survivor %llu/%s, newest write %llu/%s", TDEF[t].name, k,
+                      (unsigned long long)rec[0].ts, rec[0].origin, (unsigned long long)best->ts,
+                      REGION[best->origin]);
+            size_t hl = record_header_len(sn[0].rec[t][k].data, sn[0].rec[t][k].len);
+            SIM_CHECK(s,
+                      rec[0].tombstone == best->tombstone &&
+                          sn[0].rec[t][k].len - hl == best->item_len &&
+                          (best->item_len == 0 ||
+                           memcmp(sn[0].rec[t][k].data + hl, best->item, best->item_len) == 0),
+                      "%s key %d: the survivor's contents are not those written with its version",
+                      TDEF[t].name, k);
+            /* (3) no acknowledged write lost: each is the survivor or older. */
+            for (size_t i = 0; i < nv; i++) {
+                const mver *v = &s->ver[t][k][i];
+                int c = db_version_cmp(v->ts, REGION[v->origin], best->ts, REGION[best->origin]);
+                SIM_CHECK(s, c < 0 || v == best,
+                          "%s key %d: write %llu/%s (seq %llu) is neither the survivor nor older",
+                          TDEF[t].name, k, (unsigned long long)v->ts, REGION[v->origin],
+                          (unsigned long long)v->seq);
+            }
+        }
+    }
+    /* Table statistics match the records. */
+    for (int r = 0; r < N_REGIONS; r++)
+        for (int t = 0; t < N_TABLES; t++) {
+            if (!s->tab[r][t]) continue;
+            SIM_CHECK(s, atomic_load(&s->tab[r][t]->item_count) == sn[r].live[t],
+                      "%s.%s: item_count %lld, %lld live records", REGION[r], TDEF[t].name,
+                      (long long)atomic_load(&s->tab[r][t]->item_count), (long long)sn[r].live[t]);
+            SIM_CHECK(s, atomic_load(&s->tab[r][t]->size_bytes) == sn[r].bytes[t],
+                      "%s.%s: size_bytes %lld, %lld stored", REGION[r], TDEF[t].name,
+                      (long long)atomic_load(&s->tab[r][t]->size_bytes), (long long)sn[r].bytes[t]);
+        }
+    arena_free(&a);
+    for (int r = 0; r < N_REGIONS; r++)
+        free_snapshot(&sn[r]);
+    free(sn);
+}
+
+static void sim_run(uint64_t seed, int rounds)
+{
+    sim *s = sim_new(seed);
+    for (s->round = 0; s->round < rounds; s->round++) {
+        int events = 4 + (int)(rnd(s) % 20);
+        for (int ev = 0; ev < events; ev++) {
+            unsigned p = (unsigned)(rnd(s) % 100);
+            if (p < 35) {
+                sim_write(s, (int)(rnd(s) % N_REGIONS));
+                continue;
+            }
+            int a = (int)(rnd(s) % N_REGIONS);
+            int b = (a + 1 + (int)(rnd(s) % (N_REGIONS - 1))) % N_REGIONS;
+            plink *l = &s->ln[a][b];
+            if (p < 62) {
+                sim_send(s, l);
+            } else if (p < 92) {
+                if (!l->down) sim_deliver(s, l, false);
+            } else if (p < 97) {
+                sim_duplicate(s, l);
+            } else if (p < 99) {
+                l->down = 1 + (int)(rnd(s) % 6); /* a partition: deliveries arrive late */
+                s->st.partitions++;
+            } else {
+                sim_crash(s, (int)(rnd(s) % N_REGIONS));
+            }
+        }
+        for (int a = 0; a < N_REGIONS; a++)
+            for (int b = 0; b < N_REGIONS; b++)
+                if (s->ln[a][b].down) s->ln[a][b].down--;
+    }
+    s->round = rounds; /* the final delivery */
+    sim_final(s);
+    print_message("seed %llu: %llu writes (%llu failed), %llu entries, %llu db_apply calls "
+                  "(applied %llu, lost %llu, duplicate %llu, skipped %llu, conflicts %llu), "
+                  "%llu crashes, %llu lost batches, %llu duplicated, %llu split, %llu merged, "
+                  "%llu partitions\n",
+                  (unsigned long long)seed, (unsigned long long)s->st.writes,
+                  (unsigned long long)s->st.failed, (unsigned long long)s->st.entries,
+                  (unsigned long long)s->st.applies, (unsigned long long)s->st.applied,
+                  (unsigned long long)s->st.lost, (unsigned long long)s->st.dups,
+                  (unsigned long long)s->st.skipped, (unsigned long long)s->st.conflicts,
+                  (unsigned long long)s->st.crashes, (unsigned long long)s->st.losses,
+                  (unsigned long long)s->st.duplicates, (unsigned long long)s->st.splits,
+                  (unsigned long long)s->st.merges, (unsigned long long)s->st.partitions);
+    g_sim = NULL;
+    sim_free(s);
+}
+
+static void test_simulation(void **state)
+{
+    const char *one = getenv("MERIDIAN_SIM_SEED");
+    const char *count = getenv("MERIDIAN_SIM_SEEDS");
+    uint64_t t0 = mono_ms();
+    if (one && *one) {
+        sim_run(strtoull(one, NULL, 0), SIM_ROUNDS);
+    } else {
+        int nseeds = count && *count ? atoi(count) : SIM_SEEDS;
+        for (int i = 1; i <= nseeds; i++)
+            sim_run((uint64_t)i, SIM_ROUNDS);
+    }
+    print_message("simulation: %llu ms\n", (unsigned long long)(mono_ms() - t0));
+}
+
+static int sim_teardown(void **state)
+{
+    sim_free(g_sim); /* after a failed check */
+    g_sim = NULL;
+    return 0;
+}
+
+/* --------------------------------------------------------- focused tests */
+
+typedef struct waiter {
+    rlog *l;
+    uint64_t after;
+    int timeout_ms;
+    _Atomic int done;
+    uint64_t result;
+    uint64_t took_ms;
+} waiter;
+
+static void *wait_main(void *arg)
+{
+    waiter *w = arg;
+    uint64_t t0 = mono_ms();
+    w->result = rlog_wait(w->l, w->after, w->timeout_ms);
+    w->took_ms = mono_ms() - t0;
+    atomic_store(&w->done, 1);
+    return NULL;
+}
+
+typedef struct reserver {
+    rlog *l;
+    _Atomic int done;
+    uint64_t seq;
+} reserver;
+
+static void *reserve_main(void *arg)
+{
+    reserver *r = arg;
+    r->seq = rlog_reserve(r->l, 1);
+    atomic_store(&r->done, 1);
+    return NULL;
+}
+
+/* Reservations finishing out of order: the watermark only moves past a
+ * prefix of finished reservations, failed ones included, and wakes waiters. */
+static void test_rlog_watermark(void **state)
+{
+    static rlog l;
+    rlog_init(&l, 10);
+    assert_int_equal(rlog_stable(&l), 10);
+    uint64_t a = rlog_reserve(&l, 1), b = rlog_reserve(&l, 3), c = rlog_reserve(&l, 2);
+    assert_int_equal(a, 11);
+    assert_int_equal(b, 12);
+    assert_int_equal(c, 15);
+    rlog_done(&l, c); /* 15-16 done, 11 and 12-14 outstanding */
+    assert_int_equal(rlog_stable(&l), 10);
+    rlog_done(&l, 999); /* not a reservation: ignored */
+    assert_int_equal(rlog_stable(&l), 10);
+    rlog_done(&l, a);
+    assert_int_equal(rlog_stable(&l), 11);
+
+    /* Nothing new: rlog_wait times out with the current watermark. */
+    uint64_t t0 = mono_ms();
+    assert_int_equal(rlog_wait(&l, 11, 30), 11);
+    assert_true(mono_ms() - t0 >= 25);
+    /* Already past: returns at once. */
+    t0 = mono_ms();
+    assert_int_equal(rlog_wait(&l, 5, 5000), 11);
+    assert_true(mono_ms() - t0 < 1000);
+
+    /* A waiter wakes when the watermark passes, long before its timeout. */
+    waiter w = {.l = &l, .after = 11, .timeout_ms = 10000};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, wait_main, &w), 0);
+    sleep_ms(50);
+    assert_int_equal(atomic_load(&w.done), 0);
+    rlog_done(&l, b); /* 12-14, and 15-16 behind them */
+    pthread_join(th, NULL);
+    assert_int_equal(w.result, 16);
+    assert_true(w.took_ms < 5000);
+    assert_int_equal(rlog_stable(&l), 16);
+
+    /* Later reservations continue after every earlier one. */
+    uint64_t d = rlog_reserve(&l, 2), f = rlog_reserve(&l, 1);
+    assert_int_equal(d, 17);
+    assert_int_equal(f, 19);
+    rlog_done(&l, f);
+    assert_int_equal(rlog_stable(&l), 16);
+    rlog_done(&l, d); /* e.g. a failed batch: a hole readers skip */
+    assert_int_equal(rlog_stable(&l), 19);
+
+    /* Too many outstanding reservations: reserve blocks until one finishes. */
+    uint64_t first = rlog_reserve(&l, 1);
+    for (int i = 1; i < RLOG_MAX_OUTSTANDING; i++)
+        rlog_reserve(&l, 1);
+    reserver rs = {.l = &l};
+    assert_int_equal(pthread_create(&th, NULL, reserve_main, &rs), 0);
+    sleep_ms(50);
+    assert_int_equal(atomic_load(&rs.done), 0);
+    rlog_done(&l, first);
+    pthread_join(th, NULL);
+    assert_int_equal(rs.seq, first + RLOG_MAX_OUTSTANDING);
+    assert_int_equal(rlog_stable(&l), first);
+    rlog_destroy(&l);
+
+    /* After a restart nothing is outstanding: next = last on disk + 1. */
+    rlog_init(&l, 0);
+    assert_int_equal(rlog_stable(&l), 0);
+    assert_int_equal(rlog_reserve(&l, 1), 1);
+    rlog_destroy(&l);
+}
+
+static void test_version_cmp(void **state)
+{
+    /* The timestamp decides first, whatever the names. */
+    assert_int_equal(db_version_cmp(100, "zz", 101, "aa"), -1);
+    assert_int_equal(db_version_cmp(101, "aa", 100, "zz"), 1);
+    /* On equal timestamps the region name breaks the tie (byte order). */
+    assert_int_equal(db_version_cmp(100, "ap-south-1", 100, "eu-west-1"), -1);
+    assert_int_equal(db_version_cmp(100, "us-east-1", 100, "eu-west-1"), 1);
+    assert_int_equal(db_version_cmp(100, "eu", 100, "eu-west-1"), -1);
+    assert_int_equal(db_version_cmp(100, "eu-west-1", 100, "eu-west-1"), 0);
+    assert_int_equal(db_version_cmp(0, "", 0, ""), 0);
+    /* Antisymmetric and transitive over a few versions. */
+    const uint64_t ts[] = {5, 5, 5, 6, 7};
+    const char *const o[] = {"a", "b", "c", "a", ""};
+    for (int i = 0; i < 5; i++)
+        for (int j = 0; j < 5; j++) {
+            assert_int_equal(db_version_cmp(ts[i], o[i], ts[j], o[j]),
+                             -db_version_cmp(ts[j], o[j], ts[i], o[i]));
+            assert_int_equal(db_version_cmp(ts[i], o[i], ts[j], o[j]), i < j ? -1 : i > j);
+        }
+}
+
+/* A single region with the global table "orders" (pk S, sk N). */
+typedef struct one {
+    node n;
+    table *t;
+} one;
+
+static void one_open(one *o, const char *region)
+{
+    node_init(&o->n, region);
+    node_open(&o->n);
+    o->t = create_table(&o->n, &TDEF[T_HS]);
+}
+
+static void one_reopen(one *o)
+{
+    table_release(o->t);
+    node_close(&o->n);
+    node_open(&o->n);
+    o->t = get_table(&o->n, &TDEF[T_HS]);
+    assert_non_null(o->t);
+}
+
+static void one_close(one *o)
+{
+    table_release(o->t);
+    o->t = NULL;
+    node_destroy(&o->n);
+}
+
+/* A replicated write of "orders" (pk, 1) as the mesh would deliver it. */
+static repl_entry mk_entry(arena *a, repl_kind kind, const char *pk, uint64_t ts,
+                           const char *origin, uint64_t prev_ts, const char *prev_origin,
+                           long long v)
+{
+    repl_entry en;
+    memset(&en, 0, sizeof(en));
+    en.kind = kind;
+    tdef_uid(&TDEF[T_HS], en.table_uid);
+    en.ts = ts;
+    en.origin = origin;
+    en.prev_ts = prev_ts;
+    en.prev_origin = prev_origin;
+    en.commit_ms = HLC_MS(ts);
+    buf kb;
+    buf_init(&kb);
+    key_encode_scalar(&kb, str_v(a, pk));
+    en.pk = (const uint8_t *)arena_memdup(a, kb.data, kb.len);
+    en.pk_len = kb.len;
+    buf_reset(&kb);
+    key_encode_scalar(&kb, num_v(a, 1));
+    en.sk = (const uint8_t *)arena_memdup(a, kb.data, kb.len);
+    en.sk_len = kb.len;
+    if (kind == REPL_PUT) {
+        mv_member *m = arena_calloc(a, 3, sizeof(mv_member));
+        m[0] = (mv_member){"pk", 2, str_v(a, pk)};
+        m[1] = (mv_member){"sk", 2, num_v(a, 1)};
+        m[2] = (mv_member){"v", 1, num_v(a, v)};
+        buf_reset(&kb);
+        item_encode(&kb, mv_new_map(a, m, 3));
+        en.data = (const uint8_t *)arena_memdup(a, kb.data, kb.len);
+        en.data_len = kb.len;
+    }
+    buf_free(&kb);
+    return en;
+}
+
+static void apply1(one *o, const char *source, const repl_entry *en, size_t n, uint64_t pos,
+                   db_apply_stats *st)
+{
+    hlc_set_offset_ms(o->n.skew_ms);
+    memset(st, 0, sizeof(*st));
+    err e;
+    err_clear(&e);
+    if (db_apply(o->n.d, source, en, n, pos, st, &e) < 0) fail_msg("db_apply: %s", e.msg);
+}
+
+static void key_buf(one *o, arena *a, const char *pk, buf *k)
+{
+    buf_init(k);
+    key_encode_item(k, o->t->id, str_v(a, pk), num_v(a, 1));
+}
+
+static version version_of(one *o, const char *pk)
+{
+    arena a;
+    arena_init(&a);
+    buf k;
+    key_buf(o, &a, pk, &k);
+    version v = stored_version(o->n.d, &k);
+    buf_free(&k);
+    arena_free(&a);
+    return v;
+}
+
+static void test_db_open_allocates_conflict_ring(void **state)
+{
+    char dir[] = "/tmp/meridian-repl-core-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    db *d = calloc(1, sizeof(db));
+    assert_non_null(d);
+    err e;
+    store_options opt = {.block_cache_bytes = 1u << 20, .sync = false};
+    assert_int_equal(db_open(d, dir, "eu-west-1", &opt, &e), 0);
+    /* record_conflict() writes to d->conflicts[next % DB_CONFLICTS_KEPT]:
+     * without a ring the first conflict crashes the process. */
+    bool ok = d->conflicts != NULL;
+    db_close(d);
+    free(d);
+    rm_tree(dir);
+    assert_true(ok);
+}
+
+/* A remote write older than the local version loses; it is a conflict only
+ * if it comes from another region than that version. A newer remote write
+ * wins; it is a conflict unless it replaced exactly the local version. */
+static void test_conflict_rule(void **state)
+{
+    one o;
+    one_open(&o, "eu-west-1");
+    arena a;
+    arena_init(&a);
+    db_apply_stats st;
+    uint64_t base = (hlc_wall_ms() - 5000) << HLC_LOGICAL_BITS;
+
+    /* k1: a local write, then an older write from us-east-1. */
+    mv_member m[3] = {{"pk", 2, str_v(&a, "k1")}, {"sk", 2, num_v(&a, 1)}, {"v", 1, num_v(&a, 1)}};
+    put_item(&o.n, o.t, m[0].value, m[1].value, mv_new_map(&a, m, 3));
+    version local = version_of(&o, "k1");
+    assert_true(local.exists);
+    assert_string_equal(local.origin, "eu-west-1");
+    buf k1, before, after;
+    key_buf(&o, &a, "k1", &k1);
+    buf_init(&before);
+    buf_init(&after);
+    assert_true(read_record(o.n.d, &k1, &before));
+    repl_entry old = mk_entry(&a, REPL_PUT, "k1", local.ts - 1, "us-east-1", 0, "", 7);
+    apply1(&o, "us-east-1", &old, 1, 3, &st);
+    assert_int_equal(st.lost, 1);
+    assert_int_equal(st.applied, 0);
+    assert_true(read_record(o.n.d, &k1, &after));
+    assert_memory_equal(after.data, before.data, before.len);
+    assert_int_equal(atomic_load(&o.t->conflicts), 1);
+    db_conflict c[8];
+    assert_int_equal(db_recent_conflicts(o.n.d, ACCOUNT, "orders", c, 8), 1);
+    assert_int_equal(c[0].winner_ts, local.ts);
+    assert_string_equal(c[0].winner_origin, "eu-west-1");
+    assert_int_equal(c[0].loser_ts, local.ts - 1);
+    assert_string_equal(c[0].loser_origin, "us-east-1");
+    assert_string_equal(c[0].key, "{\"S\":\"k1\"}");
+    assert_int_equal(db_recent_conflicts(o.n.d, ACCOUNT, "other", c, 8), 0);
+    /* Equal timestamps: the region name decides ("ap-south-1" < "eu-west-1"). */
+    repl_entry tie = mk_entry(&a, REPL_PUT, "k1", local.ts, "ap-south-1", 0, "", 8);
+    apply1(&o, "ap-south-1", &tie, 1, 0, &st);
+    assert_int_equal(st.lost, 1);
+    assert_int_equal(atomic_load(&o.t->conflicts), 2);
+
+    /* k2: a version from us-east-1, then an older one from us-east-1 too
+     * (a late write of the same region): it loses, but is no conflict. */
+    repl_entry n2 = mk_entry(&a, REPL_PUT, "k2", base + 100, "us-east-1", 0, "", 1);
+    repl_entry o2 = mk_entry(&a, REPL_PUT, "k2", base + 50, "us-east-1", 0, "", 2);
+    apply1(&o, "us-east-1", &n2, 1, 4, &st);
+    assert_int_equal(st.applied, 1);
+    apply1(&o, "us-east-1", &o2, 1, 5, &st);
+    assert_int_equal(st.lost, 1);
+    assert_int_equal(atomic_load(&o.t->conflicts), 2);
+    version v2 = version_of(&o, "k2");
+    assert_int_equal(v2.ts, base + 100);
+
+    /* k2: a newer write from ap-south-1 that had seen that version: no
+     * conflict; then one that had not (its prev is older): a conflict. */
+    repl_entry s3 = mk_entry(&a, REPL_PUT, "k2", base + 200, "ap-south-1", base + 100,
+                             "us-east-1", 3);
+    apply1(&o, "ap-south-1", &s3, 1, 2, &st);
+    assert_int_equal(st.applied, 1);
+    assert_int_equal(atomic_load(&o.t->conflicts), 2);
+    repl_entry s4 = mk_entry(&a, REPL_TOMBSTONE, "k2", base + 300, "us-east-1", base + 100,
+                             "us-east-1", 0);
+    apply1(&o, "us-east-1", &s4, 1, 6, &st);
+    assert_int_equal(st.applied, 1);
+    assert_int_equal(atomic_load(&o.t->conflicts), 3);
+    assert_int_equal(db_recent_conflicts(o.n.d, ACCOUNT, "orders", c, 8), 3);
+    /* Newest first. */
+    assert_int_equal(c[0].winner_ts, base + 300);
+    assert_string_equal(c[0].winner_origin, "us-east-1");
+    assert_int_equal(c[0].loser_ts, base + 200);
+    assert_string_equal(c[0].loser_origin, "ap-south-1");
+    assert_string_equal(c[1].loser_origin, "ap-south-1");
+    assert_string_equal(c[2].loser_origin, "us-east-1");
+    /* Only the most recent `max` are returned. */
+    assert_int_equal(db_recent_conflicts(o.n.d, ACCOUNT, "orders", c, 2), 2);
+    assert_int_equal(c[0].winner_ts, base + 300);
+
+    buf_free(&k1);
+    buf_free(&before);
+    buf_free(&after);
+    arena_free(&a);
+    one_close(&o);
+}
+
+/* The same entries applied again change nothing: records, statistics,
+ * conflicts; within one batch as well as in a later one. */
+static void test_duplicate_apply_is_noop(void **state)
+{
+    one o;
+    one_open(&o, "eu-west-1");
+    arena a;
+    arena_init(&a);
+    db_apply_stats st;
+    uint64_t base = (hlc_wall_ms() - 5000) << HLC_LOGICAL_BITS;
+    repl_entry en[3] = {
+        mk_entry(&a, REPL_PUT, "x", base + 10, "us-east-1", 0, "", 1),
+        mk_entry(&a, REPL_TOMBSTONE, "y", base + 11, "us-east-1", 0, "", 0),
+        mk_entry(&a, REPL_PUT, "z", base + 12, "ap-south-1", 0, "", 3),
+    };
+    apply1(&o, "us-east-1", en, 3, 9, &st);
+    assert_int_equal(st.applied, 3);
+    buf kx, ky, rx, ry, rx2, ry2;
+    key_buf(&o, &a, "x", &kx);
+    key_buf(&o, &a, "y", &ky);
+    buf_init(&rx);
+    buf_init(&ry);
+    buf_init(&rx2);
+    buf_init(&ry2);
+    assert_true(read_record(o.n.d, &kx, &rx));
+    assert_true(read_record(o.n.d, &ky, &ry));
+    int64_t count = atomic_load(&o.t->item_count), bytes = atomic_load(&o.t->size_bytes);
+    assert_int_equal(count, 2);
+
+    apply1(&o, "us-east-1", en, 3, 9, &st);
+    assert_int_equal(st.duplicates, 3);
+    assert_int_equal(st.applied + st.lost, 0);
+    /* The same entry twice in one batch. */
+    repl_entry twice[2] = {en[0], en[0]};
+    apply1(&o, "us-east-1", twice, 2, 9, &st);
+    assert_int_equal(st.duplicates, 2);
+    assert_true(read_record(o.n.d, &kx, &rx2));
+    assert_true(read_record(o.n.d, &ky, &ry2));
+    assert_int_equal(rx2.len, rx.len);
+    assert_memory_equal(rx2.data, rx.data, rx.len);
+    assert_int_equal(ry2.len, ry.len);
+    assert_memory_equal(ry2.data, ry.data, ry.len);
+    assert_int_equal(atomic_load(&o.t->item_count), count);
+    assert_int_equal(atomic_load(&o.t->size_bytes), bytes);
+    assert_int_equal(atomic_load(&o.t->conflicts), 0);
+
+    /* A new entry and then an old one again: the old one does not come back. */
+    repl_entry upd = mk_entry(&a, REPL_PUT, "x", base + 20, "us-east-1", base + 10, "us-east-1", 2);
+    apply1(&o, "us-east-1", &upd, 1, 10, &st);
+    assert_int_equal(st.applied, 1);
+    apply1(&o, "us-east-1", en, 1, 9, &st);
+    assert_int_equal(st.lost, 1);
+    assert_int_equal(version_of(&o, "x").ts, base + 20);
+    assert_int_equal(atomic_load(&o.t->conflicts), 0);
+    /* The log of this region is untouched by applying. */
+    assert_int_equal(rlog_stable(&o.n.d->log), 1); /* the descriptor only */
+
+    /* Statistics survive a restart (start-up recount). */
+    count = atomic_load(&o.t->item_count);
+    bytes = atomic_load(&o.t->size_bytes);
+    one_reopen(&o);
+    assert_int_equal(atomic_load(&o.t->item_count), count);
+    assert_int_equal(atomic_load(&o.t->size_bytes), bytes);
+    uint64_t pos;
+    err e;
+    assert_int_equal(db_applied_position(o.n.d, "us-east-1", &pos, &e), 0);
+    assert_int_equal(pos, 9);
+    assert_int_equal(db_applied_position(o.n.d, "ap-south-1", &pos, &e), 0);
+    assert_int_equal(pos, 0);
+
+    buf_free(&kx);
+    buf_free(&ky);
+    buf_free(&rx);
+    buf_free(&ry);
+    buf_free(&rx2);
+    buf_free(&ry2);
+    arena_free(&a);
+    one_close(&o);
+}
+
+/* A tombstone beats an older put and loses to a newer one, whatever the
+ * order of arrival; a local delete leaves a tombstone that does the same. */
+static void test_tombstone_vs_put(void **state)
+{
+    one o;
+    one_open(&o, "eu-west-1");
+    arena a;
+    arena_init(&a);
+    db_apply_stats st;
+    uint64_t base = (hlc_wall_ms() - 5000) << HLC_LOGICAL_BITS;
+    mv_value *got;
+    err e;
+
+    /* Every order of {put ts1, tombstone ts2} ends deleted; every order of
+     * {put ts1, tombstone ts2, put ts3} ends with the put of ts3. */
+    static const int perm[6][3] = {{0, 1, 2}, {0, 2, 1}, {1, 0, 2},
+                                   {1, 2, 0}, {2, 0, 1}, {2, 1, 0}};
+    for (int p = 0; p < 6; p++) {
+        for (int with3 = 0; with3 < 2; with3++) {
+            char pk[16];
+            snprintf(pk, sizeof(pk), "p%d%d", p, with3);
+            repl_entry en[3] = {
+                mk_entry(&a, REPL_PUT, pk, base + 1, "us-east-1", 0, "", 1),
+                mk_entry(&a, REPL_TOMBSTONE, pk, base + 2, "ap-south-1", 0, "", 0),
+                mk_entry(&a, REPL_PUT, pk, base + 3, "us-east-1", 0, "", 3),
+            };
+            for (int i = 0; i < 3; i++) {
+                int j = perm[p][i];
+                if (j == 2 && !with3) continue;
+                apply1(&o, j == 1 ? "ap-south-1" : "us-east-1", &en[j], 1, 0, &st);
+            }
+            version v = version_of(&o, pk);
+            assert_true(v.exists);
+            assert_int_equal(v.ts, with3 ? base + 3 : base + 2);
+            assert_int_equal(v.tombstone, !with3);
+            assert_int_equal(db_get(o.n.d, o.t, str_v(&a, pk), num_v(&a, 1), &a, &got, &e), 0);
+            if (with3) {
+                assert_non_null(got);
+                assert_int_equal(counter_of(got), 3);
+            } else {
+                assert_null(got);
+            }
+        }
+    }
+    /* One batch holding all three, in the worst order. */
+    repl_entry b3[3] = {
+        mk_entry(&a, REPL_PUT, "batch", base + 3, "us-east-1", 0, "", 3),
+        mk_entry(&a, REPL_TOMBSTONE, "batch", base + 2, "ap-south-1", 0, "", 0),
+        mk_entry(&a, REPL_PUT, "batch", base + 1, "us-east-1", 0, "", 1),
+    };
+    apply1(&o, "us-east-1", b3, 3, 0, &st);
+    assert_int_equal(st.applied, 1);
+    assert_int_equal(st.lost, 2);
+    assert_int_equal(version_of(&o, "batch").ts, base + 3);
+    assert_int_equal(atomic_load(&o.t->item_count), 7); /* six p?1 keys and "batch" */
+
+    /* A local delete: a tombstone newer than the late put that arrives next,
+     * older than the put after it. */
+    mv_member m[3] = {{"pk", 2, str_v(&a, "loc")}, {"sk", 2, num_v(&a, 1)}, {"v", 1, num_v(&a, 1)}};
+    put_item(&o.n, o.t, m[0].value, m[1].value, mv_new_map(&a, m, 3));
+    put_item(&o.n, o.t, m[0].value, m[1].value, NULL);
+    version del = version_of(&o, "loc");
+    assert_true(del.exists && del.tombstone);
+    assert_string_equal(del.origin, "eu-west-1");
+    repl_entry late = mk_entry(&a, REPL_PUT, "loc", del.ts - 1, "us-east-1", 0, "", 5);
+    apply1(&o, "us-east-1", &late, 1, 0, &st);
+    assert_int_equal(st.lost, 1);
+    assert_int_equal(db_get(o.n.d, o.t, m[0].value, m[1].value, &a, &got, &e), 0);
+    assert_null(got);
+    repl_entry newer = mk_entry(&a, REPL_PUT, "loc", del.ts + 1, "us-east-1", del.ts,
+                                "eu-west-1", 6);
+    apply1(&o, "us-east-1", &newer, 1, 0, &st);
+    assert_int_equal(st.applied, 1);
+    assert_int_equal(db_get(o.n.d, o.t, m[0].value, m[1].value, &a, &got, &e), 0);
+    assert_non_null(got);
+    assert_int_equal(counter_of(got), 6);
+    /* The local log holds the descriptor, the put and the tombstone. */
+    assert_int_equal(rlog_stable(&o.n.d->log), 3);
+    uint64_t seqs[4];
+    buf ents[4];
+    assert_int_equal(read_log(&o.n, 1, 10, seqs, ents, 4), 3);
+    repl_entry le;
+    assert_int_equal(repl_entry_decode(&a, ents[2].data, ents[2].len, &le, &e), 0);
+    assert_int_equal(le.kind, REPL_TOMBSTONE);
+    assert_int_equal(le.ts, del.ts);
+    assert_int_equal(le.data_len, 0);
+    for (int i = 0; i < 3; i++)
+        buf_free(&ents[i]);
+
+    int64_t count = atomic_load(&o.t->item_count), bytes = atomic_load(&o.t->size_bytes);
+    one_reopen(&o);
+    assert_int_equal(atomic_load(&o.t->item_count), count);
+    assert_int_equal(atomic_load(&o.t->size_bytes), bytes);
+    arena_free(&a);
+    one_close(&o);
+}
+
+/* The log continues after its last entry when the region restarts, and the
+ * watermark covers every entry on disk. */
+static void test_log_continues_after_restart(void **state)
+{
+    one o;
+    one_open(&o, "eu-west-1");
+    arena a;
+    arena_init(&a);
+    for (int i = 0; i < 3; i++) {
+        mv_member m[3] = {
+            {"pk", 2, str_v(&a, "k")}, {"sk", 2, num_v(&a, 1)}, {"v", 1, num_v(&a, i)}};
+        put_item(&o.n, o.t, m[0].value, m[1].value, mv_new_map(&a, m, 3));
+    }
+    assert_int_equal(rlog_stable(&o.n.d->log), 4);
+    version before = version_of(&o, "k");
+    one_reopen(&o);
+    assert_int_equal(rlog_stable(&o.n.d->log), 4);
+    mv_member m[3] = {{"pk", 2, str_v(&a, "k")}, {"sk", 2, num_v(&a, 1)}, {"v", 1, num_v(&a, 9)}};
+    put_item(&o.n, o.t, m[0].value, m[1].value, mv_new_map(&a, m, 3));
+    assert_int_equal(rlog_stable(&o.n.d->log), 5);
+    uint64_t seqs[8];
+    buf ents[8];
+    size_t n = read_log(&o.n, 0, 100, seqs, ents, 8);
+    assert_int_equal(n, 5);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(seqs[i], i + 1);
+        buf_free(&ents[i]);
+    }
+    /* The clock restarted above every version it had issued. */
+    version after = version_of(&o, "k");
+    assert_true(db_version_cmp(after.ts, after.origin, before.ts, before.origin) > 0);
+    arena_free(&a);
+    one_close(&o);
+}
+
+/* Delivers every entry of src's log after *pos to dst. */
+static void deliver_all(node *src, node *dst, uint64_t *pos)
+{
+    uint64_t seqs[64];
+    buf ents[64];
+    size_t n = read_log(src, *pos + 1, rlog_stable(&src->d->log), seqs, ents, 64);
+    arena a;
+    arena_init(&a);
+    repl_entry en[64];
+    err e;
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(repl_entry_decode(&a, ents[i].data, ents[i].len, &en[i], &e), 0);
+    hlc_set_offset_ms(dst->skew_ms);
+    db_apply_stats st = {0};
+    if (n) *pos = seqs[n - 1];
+    assert_int_equal(db_apply(dst->d, src->name, en, n, *pos, &st, &e), 0);
+    for (size_t i = 0; i < n; i++)
+        buf_free(&ents[i]);
+    arena_free(&a);
+}
+
+/* Two regions, "ap-south-1" whose clock runs ahead by lead_ms and
+ * "us-east-1" allowing max_skew_ms; ap writes a key, us applies it
+ * (restarting afterwards if asked), then increments it: a conditional write
+ * that read ap's version. That write must order after ap's version, and
+ * both regions must end with it. */
+static void check_write_after_remote(int64_t lead_ms, uint64_t max_skew_ms, bool restart)
+{
+    one ap, us;
+    node_init(&ap.n, "ap-south-1");
+    ap.n.skew_ms = lead_ms;
+    node_open(&ap.n);
+    ap.t = create_table(&ap.n, &TDEF[T_HS]);
+    one_open(&us, "us-east-1");
+    us.n.d->max_skew_ms = max_skew_ms;
+    arena a;
+    arena_init(&a);
+    mv_member m[3] = {{"pk", 2, str_v(&a, "k")}, {"sk", 2, num_v(&a, 1)}, {"v", 1, num_v(&a, 1)}};
+    put_item(&ap.n, ap.t, m[0].value, m[1].value, mv_new_map(&a, m, 3));
+    version remote = version_of(&ap, "k");
+    uint64_t ap_pos = 0, us_pos = 0;
+    deliver_all(&ap.n, &us.n, &ap_pos);
+    assert_int_equal(version_of(&us, "k").ts, remote.ts);
+    if (restart) {
+        one_reopen(&us);
+        us.n.d->max_skew_ms = max_skew_ms;
+    }
+    hlc_set_offset_ms(us.n.skew_ms);
+    inc_ctx ic = {"us-east-1", false};
+    db_write_op op = {.t = us.t, .pk = m[0].value, .sk = m[1].value, .fn = mut_inc, .ctx = &ic};
+    err e;
+    assert_int_equal(db_write(us.n.d, &op, 1, &a, &e), 0);
+    assert_int_equal(counter_of(op.new_item), 2);
+    version mine = version_of(&us, "k");
+    deliver_all(&us.n, &ap.n, &us_pos);
+    version at_ap = version_of(&ap, "k");
+    hlc_set_offset_ms(0);
+    bool ordered = db_version_cmp(mine.ts, mine.origin, remote.ts, remote.origin) > 0;
+    bool converged = at_ap.ts == mine.ts && strcmp(at_ap.origin, mine.origin) == 0;
+    if (!ordered || !converged)
+        print_error("lead %lld ms, max skew %llu ms%s: ap wrote %llu/%s; us read it and "
+                    "wrote %llu/%s (%lld ms earlier); ap now holds %llu/%s\n",
+                    (long long)lead_ms, (unsigned long long)max_skew_ms,
+                    restart ? ", us restarted" : "", (unsigned long long)remote.ts,
+                    remote.origin, (unsigned long long)mine.ts, mine.origin,
+                    (long long)HLC_MS(remote.ts) - (long long)HLC_MS(mine.ts),
+                    (unsigned long long)at_ap.ts, at_ap.origin);
+    arena_free(&a);
+    one_close(&ap);
+    one_close(&us);
+    assert_true(ordered);
+    assert_true(converged);
+}
+
+/* A restart forgets the versions received from a region whose clock runs
+ * ahead (within the allowed skew): the clock restarts from the persisted
+ * bound of local versions only. */
+static void test_write_after_restart_orders_after_remote(void **state)
+{
+    check_write_after_remote(5000, MAX_SKEW_MS, true);
+}
+
+/* A version beyond the allowed skew is stored as is, but the clock only
+ * observes it clamped to wall + max_skew. */
+static void test_write_orders_after_clamped_remote(void **state)
+{
+    check_write_after_remote(120000, 1000, false);
+}
+
+/* Sanity of the set-up above without skew or restart. */
+static void test_write_after_remote(void **state)
+{
+    check_write_after_remote(0, MAX_SKEW_MS, false);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_rlog_watermark),
+        cmocka_unit_test(test_version_cmp),
+        cmocka_unit_test(test_db_open_allocates_conflict_ring),
+        cmocka_unit_test(test_conflict_rule),
+        cmocka_unit_test(test_duplicate_apply_is_noop),
+        cmocka_unit_test(test_tombstone_vs_put),
+        cmocka_unit_test(test_log_continues_after_restart),
+        cmocka_unit_test(test_write_after_remote),
+        cmocka_unit_test(test_write_after_restart_orders_after_remote),
+        cmocka_unit_test(test_write_orders_after_clamped_remote),
+        cmocka_unit_test_teardown(test_simulation, sim_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
