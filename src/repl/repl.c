@@ -64,11 +64,11 @@ typedef struct peer_link {
     int port;
     pthread_t thread;
     bool started;
-    _Atomic int up;         /* connected and handshaken */
-    _Atomic int fd;         /* current socket, -1 if none (for shutdown) */
-    _Atomic uint64_t acked; /* log position the peer has applied */
+    _Atomic int up;          /* connected and handshaken */
+    _Atomic int fd;          /* current socket, -1 if none (for shutdown) */
+    _Atomic uint64_t acked;  /* log position the peer has applied */
     _Atomic int acked_known; /* acked came from the peer since this process started */
-    _Atomic uint64_t sent;  /* log position sent */
+    _Atomic uint64_t sent;   /* log position sent */
     _Atomic uint64_t reconnects;
     _Atomic uint64_t backfills_done;
     _Atomic uint64_t bf_sent, bf_total; /* progress of the current back-fill */
@@ -107,6 +107,8 @@ struct repl {
     pthread_mutex_t conn_mu;
     conn conns[MAX_CONNS];
     _Atomic uint64_t kick_gen;
+    uint64_t retention_ms;    /* log entries older than this are collected (0: no limit) */
+    uint64_t retention_bytes; /* the log is kept below this size (0: no limit) */
 };
 
 static uint64_t now_ms(void)
@@ -497,9 +499,52 @@ static int send_log(sender_conn *c, uint64_t stable, err *e)
     return rc;
 }
 
+/* If the peer needs entries that are no longer in the log (out of retention,
+ * or its data was lost), every table it replicates is back-filled again and
+ * streaming resumes at the oldest entry still kept: nothing is skipped. */
+static int reseed_if_needed(sender_conn *c, err *e)
+{
+    repl *r = c->l->r;
+    store_iter *it = store_iter_new(r->d->st, STORE_CF_RLOG, NULL, 0, NULL, 0);
+    store_iter_first(it);
+    uint64_t first = 0;
+    if (store_iter_valid(it)) {
+        size_t kl;
+        const uint8_t *k = store_iter_key(it, &kl);
+        if (kl == 8) first = load_u64be(k);
+    }
+    store_iter_free(it);
+    if (first == 0 || c->pos + 1 >= first) return 0;
+    table **ts;
+    size_t nt = catalog_all(r->d->cat, &ts);
+    store_batch *b = store_batch_new(r->d->st);
+    size_t n = 0;
+    for (size_t i = 0; i < nt; i++) {
+        if (!peer_replicates(ts[i], c->l->name)) continue;
+        buf k;
+        buf_init(&k);
+        repl_backfill_marker(&k, c->l->name, ts[i]->uid);
+        store_batch_put(b, STORE_CF_META, k.data, k.len, "", 0);
+        buf_free(&k);
+        n++;
+    }
+    catalog_release_all(ts, nt);
+    int rc = store_write(r->d->st, b, e);
+    store_batch_free(b);
+    if (rc == 0) {
+        log_warn("peer %s needs log entries from %llu, but the log starts at %llu: re-seeding %zu "
+                 "tables from snapshots",
+                 c->l->name, (unsigned long long)(c->pos + 1), (unsigned long long)first, n);
+        c->pos = first - 1;
+        atomic_fetch_add(&r->kick_gen, 1);
+    }
+    return rc;
+}
+
 static int stream(sender_conn *c, err *e)
 {
     repl *r = c->l->r;
+    if (reseed_if_needed(c, e) < 0) return -1;
     uint64_t seen_kick = (uint64_t)-1, last_bf_check = 0;
     while (atomic_load(&r->running)) {
         /* Collect acknowledgements that have arrived. */
@@ -749,19 +794,66 @@ static void reap_conns(repl *r, bool all)
     pthread_mutex_unlock(&r->conn_mu);
 }
 
-/* Deletes log entries every peer has applied. Until each peer has told us
- * its position since this process started, nothing is deleted. */
+/* The first seq of the log that is older than the retention age or beyond
+ * the retention size (counted from the newest entry back), scanning from the
+ * oldest entry; 0 if nothing is out of retention. */
+static uint64_t retention_cut(repl *r, uint64_t stable)
+{
+    if (!r->retention_ms && !r->retention_bytes) return 0;
+    uint64_t total = 0;
+    store_iter *it = store_iter_new(r->d->st, STORE_CF_RLOG, NULL, 0, NULL, 0);
+    for (store_iter_first(it); store_iter_valid(it); store_iter_next(it)) {
+        size_t kl, vl;
+        store_iter_key(it, &kl);
+        store_iter_value(it, &vl);
+        total += kl + vl;
+    }
+    uint64_t cut = 0, now = now_ms();
+    arena a;
+    arena_init(&a);
+    for (store_iter_first(it); store_iter_valid(it); store_iter_next(it)) {
+        size_t kl, vl;
+        const uint8_t *k = store_iter_key(it, &kl);
+        const uint8_t *v = store_iter_value(it, &vl);
+        if (kl != 8) continue;
+        uint64_t seq = load_u64be(k);
+        if (seq >= stable) break;
+        repl_entry en;
+        err e;
+        bool too_old = r->retention_ms && repl_entry_decode(&a, v, vl, &en, &e) == 0 &&
+                       en.commit_ms + r->retention_ms < now;
+        bool too_big = r->retention_bytes && total > r->retention_bytes;
+        if (!too_old && !too_big) break;
+        cut = seq;
+        total -= kl + vl;
+    }
+    arena_free(&a);
+    store_iter_free(it);
+    return cut;
+}
+
+/* Deletes log entries every peer has applied, and entries out of retention
+ * (a peer that has not applied those is re-seeded by back-fill when it
+ * returns, see stream_start). Until each peer has told us its position since
+ * this process started, only retention applies. */
 static void collect_log(repl *r, uint64_t *collected)
 {
     if (r->n_peers == 0) return;
+    uint64_t stable = rlog_stable(&r->d->log);
     uint64_t min = UINT64_MAX;
-    for (size_t i = 0; i < r->n_peers; i++) {
-        if (!atomic_load(&r->links[i].acked_known)) return;
+    for (size_t i = 0; i < r->n_peers && min; i++) {
+        if (!atomic_load(&r->links[i].acked_known)) min = 0;
         uint64_t a = atomic_load(&r->links[i].acked);
         if (a < min) min = a;
     }
+    uint64_t cut = retention_cut(r, stable);
+    if (cut > min) {
+        log_warn("replication log entries up to %llu are out of retention; peers that have not "
+                 "applied them will be re-seeded from a snapshot",
+                 (unsigned long long)cut);
+        min = cut;
+    }
     /* Keep the newest entry: after a restart the log continues after it. */
-    uint64_t stable = rlog_stable(&r->d->log);
     if (min >= stable) min = stable ? stable - 1 : 0;
     if (min <= *collected) return;
     uint8_t lo[8], hi[8];
@@ -974,6 +1066,8 @@ repl *repl_start(db *d, const repl_config *cfg, err *e)
     r->d = d;
     snprintf(r->region, sizeof(r->region), "%s", cfg->region);
     r->key_len = cfg->key_len < sizeof(r->key) ? cfg->key_len : sizeof(r->key);
+    r->retention_ms = cfg->retention_ms;
+    r->retention_bytes = cfg->retention_bytes;
     memcpy(r->key, cfg->key, r->key_len);
     r->n_peers = cfg->n_peers;
     r->links = calloc(cfg->n_peers ? cfg->n_peers : 1, sizeof(peer_link));
@@ -1113,8 +1207,17 @@ int repl_backfill_percent(repl *r, const char *peer)
 
 void repl_status_json(repl *r, buf *out)
 {
-    uint64_t stable = r ? rlog_stable(&r->d->log) : 0;
-    buf_printf(out, "{\"log_position\":%llu,\"links\":[", (unsigned long long)stable);
+    uint64_t stable = r ? rlog_stable(&r->d->log) : 0, first = 0;
+    if (r) {
+        store_iter *it = store_iter_new(r->d->st, STORE_CF_RLOG, NULL, 0, NULL, 0);
+        store_iter_first(it);
+        size_t kl;
+        const uint8_t *k = store_iter_valid(it) ? store_iter_key(it, &kl) : NULL;
+        if (k && kl == 8) first = load_u64be(k);
+        store_iter_free(it);
+    }
+    buf_printf(out, "{\"region\":\"%s\",\"log_position\":%llu,\"log_first\":%llu,\"links\":[",
+               r ? r->region : "", (unsigned long long)stable, (unsigned long long)first);
     for (size_t i = 0; r && i < r->n_peers; i++) {
         peer_link *l = &r->links[i];
         source_state *s = &r->sources[i];

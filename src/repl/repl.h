@@ -32,6 +32,8 @@ typedef struct repl_config {
     size_t n_peers;
     const uint8_t *key; /* cluster key */
     size_t key_len;
+    uint64_t retention_ms;    /* keep unacknowledged log entries at most this long (0: forever) */
+    uint64_t retention_bytes; /* and at most this many bytes of log (0: no limit) */
 } repl_config;
 
 typedef struct repl repl;

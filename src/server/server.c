@@ -33,7 +33,8 @@ void server_usage(void)
             "                      --credentials FILE --cluster-key FILE\n"
             "                      [--log-level debug|info|warn|error] [--threads N]\n"
             "                      [--idle-timeout SECONDS] [--max-connections N]\n"
-            "                      [--max-clock-skew-ms N] [--clock-offset-ms N (tests only)]\n");
+            "                      [--max-clock-skew-ms N] [--clock-offset-ms N (tests only)]\n"
+            "                      [--log-retention-ms N] [--log-retention-bytes N]\n");
 }
 
 int parse_host_port(const char *s, char **host, int *port)
@@ -89,6 +90,8 @@ int server_parse_args(int argc, char **argv, server_config *cfg)
     cfg->idle_timeout = 60;
     cfg->max_connections = 4096;
     cfg->max_clock_skew_ms = 60000;
+    cfg->log_retention_ms = 7ull * 24 * 3600 * 1000;       /* a week */
+    cfg->log_retention_bytes = 64ull * 1024 * 1024 * 1024; /* 64 GiB */
     static const struct option longopts[] = {
         {"region", required_argument, 0, 'r'},
         {"data", required_argument, 0, 'd'},
@@ -103,6 +106,8 @@ int server_parse_args(int argc, char **argv, server_config *cfg)
         {"max-connections", required_argument, 0, 'm'},
         {"max-clock-skew-ms", required_argument, 0, 'S'},
         {"clock-offset-ms", required_argument, 0, 'O'},
+        {"log-retention-ms", required_argument, 0, 'R'},
+        {"log-retention-bytes", required_argument, 0, 'B'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
@@ -187,10 +192,24 @@ int server_parse_args(int argc, char **argv, server_config *cfg)
                 return -1;
             break;
         case 'S':
-            if (parse_uint("--max-clock-skew-ms", optarg, 1, 86400000, &cfg->max_clock_skew_ms) <
-                0)
+            if (parse_uint("--max-clock-skew-ms", optarg, 1, 86400000, &cfg->max_clock_skew_ms) < 0)
                 return -1;
             break;
+        case 'R':
+        case 'B': {
+            char *end;
+            unsigned long long v = strtoull(optarg, &end, 10);
+            if (!*optarg || *end || optarg[0] == '-') {
+                fprintf(stderr, "meridian serve: --log-retention-%s must be a whole number\n",
+                        ch == 'R' ? "ms" : "bytes");
+                return -1;
+            }
+            if (ch == 'R')
+                cfg->log_retention_ms = v;
+            else
+                cfg->log_retention_bytes = v;
+            break;
+        }
         case 'O': {
             char *end;
             cfg->clock_offset_ms = strtoll(optarg, &end, 10);
@@ -355,6 +374,8 @@ int server_run(const server_config *cfg)
         .n_peers = (size_t)cfg->n_peers,
         .key = (const uint8_t *)cluster_key,
         .key_len = cluster_key_len,
+        .retention_ms = cfg->log_retention_ms,
+        .retention_bytes = cfg->log_retention_bytes,
     };
     repl *r = repl_start(&d, &rc, &e);
     memset(cluster_key, 0, sizeof(cluster_key));
