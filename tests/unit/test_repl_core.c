@@ -78,7 +78,7 @@
 #define MAX_SKEW_MS 60000 /* the server's default --max-clock-skew-ms */
 #define GHOST       "zz-elsewhere-1"
 #define SIM_SEEDS   20
-#define SIM_ROUNDS  120
+#define SIM_ROUNDS  80
 
 /* Sorted, so that replicas[] is sorted as catalog.h requires. */
 static const char *const REGION[N_REGIONS] = {"ap-south-1", "eu-west-1", "us-east-1"};
@@ -460,6 +460,8 @@ typedef struct sim {
     struct {
         uint64_t writes, failed, entries, applies, applied, lost, dups, skipped, conflicts;
         uint64_t crashes, losses, duplicates, splits, merges, partitions;
+        uint64_t reconflicts;  /* conflicts counted for an entry applied there before */
+        uint64_t regressions;  /* db_apply calls that lowered the recorded position */
     } st;
 } sim;
 
@@ -943,6 +945,8 @@ static void sim_apply(sim *s, plink *l, const batch *b, size_t from, size_t to, 
         SIM_CHECK(s, repl_entry_decode(&a, eb->data, eb->len, &en[i], &e) == 0, "decode: %s",
                   e.msg);
         const repl_entry *x = &en[i];
+        uint64_t seq = b->seq[from + i];
+        bool again = seq < l->applied_cap && l->applied[seq];
         if (x->kind != REPL_PUT && x->kind != REPL_TOMBSTONE) continue;
         table *t = table_by_uid(s, l->dst, x->table_uid);
         if (!t) {
@@ -968,11 +972,16 @@ static void sim_apply(sim *s, plink *l, const batch *b, size_t from, size_t to, 
             want.duplicates++;
         } else if (cmp < 0) {
             want.lost++;
-            if (strcmp(x->origin, st->v.origin) != 0) want_conflicts++;
+            if (strcmp(x->origin, st->v.origin) != 0) {
+                want_conflicts++;
+                s->st.reconflicts += again;
+            }
         } else {
             if (st->v.exists && strcmp(st->v.origin, x->origin) != 0 &&
-                !(st->v.ts == x->prev_ts && strcmp(st->v.origin, x->prev_origin) == 0))
+                !(st->v.ts == x->prev_ts && strcmp(st->v.origin, x->prev_origin) == 0)) {
                 want_conflicts++;
+                s->st.reconflicts += again;
+            }
             want.applied++;
             st->v.exists = true;
             st->v.ts = x->ts;
@@ -983,6 +992,9 @@ static void sim_apply(sim *s, plink *l, const batch *b, size_t from, size_t to, 
     uint64_t c0 = conflict_total(s, l->dst);
     uint64_t ring0 = dn->d->conflicts_next;
     uint64_t stable0 = rlog_stable(&dn->d->log);
+    uint64_t pos0 = 0;
+    SIM_CHECK(s, db_applied_position(dn->d, REGION[l->src], &pos0, &e) == 0, "%s", e.msg);
+    if (pos && pos < pos0) s->st.regressions++;
     err_clear(&e);
     int rc = db_apply(dn->d, REGION[l->src], en, n, pos, &got, &e);
     SIM_CHECK(s, rc == 0, "db_apply at %s: %s", dn->name, e.msg);
@@ -1348,7 +1360,8 @@ static void sim_run(uint64_t seed, int rounds)
     print_message("seed %llu: %llu writes (%llu failed), %llu entries, %llu db_apply calls "
                   "(applied %llu, lost %llu, duplicate %llu, skipped %llu, conflicts %llu), "
                   "%llu crashes, %llu lost batches, %llu duplicated, %llu split, %llu merged, "
-                  "%llu partitions\n",
+                  "%llu partitions; %llu conflicts on re-applied entries, %llu position "
+                  "regressions\n",
                   (unsigned long long)seed, (unsigned long long)s->st.writes,
                   (unsigned long long)s->st.failed, (unsigned long long)s->st.entries,
                   (unsigned long long)s->st.applies, (unsigned long long)s->st.applied,
@@ -1356,7 +1369,8 @@ static void sim_run(uint64_t seed, int rounds)
                   (unsigned long long)s->st.skipped, (unsigned long long)s->st.conflicts,
                   (unsigned long long)s->st.crashes, (unsigned long long)s->st.losses,
                   (unsigned long long)s->st.duplicates, (unsigned long long)s->st.splits,
-                  (unsigned long long)s->st.merges, (unsigned long long)s->st.partitions);
+                  (unsigned long long)s->st.merges, (unsigned long long)s->st.partitions,
+                  (unsigned long long)s->st.reconflicts, (unsigned long long)s->st.regressions);
     g_sim = NULL;
     sim_free(s);
 }
