@@ -606,9 +606,12 @@ static sim *sim_new(uint64_t seed)
         rnd(s);
     for (int r = 0; r < N_REGIONS; r++) {
         node_init(&s->nd[r], REGION[r]);
-        /* Up to 2 s apart: well inside the allowed skew, yet far more than
-         * the 1 s the persisted clock bound runs ahead. */
-        s->nd[r].skew_ms = (int64_t)(rnd(s) % 4001) - 2000;
+        /* Clocks in step (ties on the timestamp), a few ms apart, or up to
+         * 2 s apart: inside the allowed skew, yet more than the 1 s the
+         * persisted clock bound runs ahead. */
+        static const int64_t spread[3] = {0, 30, 2000};
+        int64_t w = spread[seed % 3];
+        s->nd[r].skew_ms = (int64_t)(rnd(s) % (uint64_t)(2 * w + 1)) - w;
         node_open(&s->nd[r]);
         for (int t = 0; t < N_TABLES; t++) {
             s->tab[r][t] = NULL;
