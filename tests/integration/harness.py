@@ -678,6 +678,7 @@ def utcnow():
 import decimal as _decimal
 import re as _re
 import select as _select
+import struct as _struct
 
 REGIONS3 = ("us-east-1", "eu-west-1", "ap-south-1")
 GLOBAL_TABLE_VERSION = "2019.11.21"
@@ -845,7 +846,7 @@ def _abort_socket(sock):
     """Closes sock with a reset (SO_LINGER 0): the peer sees the connection
     refused/reset at once instead of a graceful end."""
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _struct.pack("ii", 1, 0))
     except OSError:
         pass
     try:

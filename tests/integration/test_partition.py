@@ -288,7 +288,8 @@ class ProxySelfTest(harness.TestCase):
         assert_connection_closed(self, s)
         with self.assertRaises(OSError):
             socket.create_connection(self.proxy.address, timeout=2).close()
-        wait_until(lambda: not [t for t in threading.enumerate() if t.name.startswith("proxy-self-test")],
+        names = {"proxy-self-test", "proxy-self-test-conn", "proxy-self-test-back"}
+        wait_until(lambda: not [t for t in threading.enumerate() if t.name in names],
                    what="every proxy thread to end")
         h.close()
         self.proxy.stop()  # idempotent
@@ -326,7 +327,7 @@ class ClusterHarnessTest(harness.TestCase):
             self.assertIn("TableNames", cl.client(n).list_tables())
 
     def test_proxied_cluster(self):
-        cl = Cluster(proxied=True, tag="it-harness-p")
+        cl = Cluster(proxied=True, tag="harness-p")
         servers = [cl[n] for n in cl]
         proxies = list(cl.proxies.values())
         try:
@@ -373,7 +374,7 @@ class ClusterHarnessTest(harness.TestCase):
 
     def test_plain_cluster(self):
         names = ("us-east-1", "eu-west-1")
-        with Cluster(names=names, tag="it-harness", extra_args={"eu-west-1": ["--idle-timeout", "61"]}) as cl:
+        with Cluster(names=names, tag="harness", extra_args={"eu-west-1": ["--idle-timeout", "61"]}) as cl:
             self.check_common(cl)
             self.assertEqual(cl.proxies, {})
             self.assertEqual(peer_arg(cl["us-east-1"].command(), "eu-west-1"),
@@ -460,7 +461,7 @@ class Writer(threading.Thread):
 class PartitionTest(harness.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.cluster = Cluster(proxied=True, tag="it-part")
+        cls.cluster = Cluster(proxied=True, tag="part")
 
     @classmethod
     def tearDownClass(cls):

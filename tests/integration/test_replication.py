@@ -23,9 +23,10 @@ tests with distinct table names.
   show up in the others.
 - /metrics: replication link state, pending entries, latency histogram,
   conflicts.
-- Clock skew: with one region's wall clock 30 s behind and another's 30 s
-  ahead, a write made after seeing another region's write wins everywhere
-  (hybrid logical clocks, not wall clocks, order causally related writes).
+- Clock skew (one cluster with a region 30 s behind, one with a region 30 s
+  ahead): a write or delete made after seeing another region's write wins
+  everywhere (hybrid logical clocks, not wall clocks, order causally related
+  writes).
 """
 
 import random
@@ -153,7 +154,7 @@ def link_up(cluster, region, peer):
 class GlobalTableTest(harness.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.cluster = Cluster(NAMES, tag="it-repl")
+        cls.cluster = Cluster(NAMES, tag="repl")
 
     @classmethod
     def tearDownClass(cls):
@@ -653,7 +654,7 @@ class CrashWriter(threading.Thread):
 class RegionCrashTest(harness.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.cluster = Cluster(NAMES, tag="it-repl-crash")
+        cls.cluster = Cluster(NAMES, tag="repl-crash")
 
     @classmethod
     def tearDownClass(cls):
@@ -706,19 +707,18 @@ class RegionCrashTest(harness.TestCase):
         cl.wait_item(victim, T, key(item["pk"]["S"]), item)
 
 
-@requires_meridian("clock offsets need meridian processes")
-class ClockSkewTest(harness.TestCase):
-    """us-east-1 runs on the real clock, eu-west-1 30 s behind it and
-    ap-south-1 30 s ahead (--clock-offset-ms)."""
+class SkewedClusterTest(harness.TestCase):
+    """Base of the clock-skew tests: a cluster where region SKEWED runs its
+    wall clock OFFSET_MS off (--clock-offset-ms). One skewed region per
+    cluster: its distance to the others (30 s) stays well inside the default
+    --max-clock-skew-ms (60 s) beyond which received clocks are clamped."""
 
-    LAG, AHEAD = EU, AP
+    SKEWED, OFFSET_MS, TAG = None, 0, None
 
     @classmethod
     def setUpClass(cls):
-        cls.cluster = Cluster(NAMES, tag="it-skew", extra_args={
-            EU: ["--clock-offset-ms", "-30000"],
-            AP: ["--clock-offset-ms", "30000"],
-        })
+        cls.cluster = Cluster(NAMES, tag=cls.TAG,
+                              extra_args={cls.SKEWED: ["--clock-offset-ms", str(cls.OFFSET_MS)]})
 
     @classmethod
     def tearDownClass(cls):
@@ -728,9 +728,9 @@ class ClockSkewTest(harness.TestCase):
         self.c = {r: self.cluster.client(r) for r in NAMES}
 
     def overwrite_after_seeing(self, T, pk, first, second, current=None):
-        """`first` writes pk (or it holds `current` already); once `second`
-        has it, `second` updates it based on what it read; that causally later
-        write must win in every region."""
+        """`first` writes pk (unless it holds `current` already); once `second`
+        has it, `second` updates it based on what it read there; that causally
+        later write must win in every region."""
         cl, c = self.cluster, self.c
         if current is None:
             current = {"pk": S(pk), "v": S("from-" + first), "n": N(10), "l": L(S(first))}
@@ -749,34 +749,69 @@ class ClockSkewTest(harness.TestCase):
             cl.wait_item(r, T, key(pk), want)
         return want
 
+    def delete_after_seeing(self, T, pk, region, current):
+        """Once `region` holds `current`, it deletes pk: gone everywhere."""
+        cl, c = self.cluster, self.c
+        cl.wait_item(region, T, key(pk), current)
+        c[region].delete_item(TableName=T, Key=key(pk))
+        self.assertIsNone(get(c[region], T, pk), "own delete not visible at once in %s" % region)
+        for r in NAMES:
+            cl.wait_item(r, T, key(pk), None)
+
+    def recreate_after_seeing_delete(self, T, pk, region):
+        cl, c = self.cluster, self.c
+        cl.wait_item(region, T, key(pk), None)
+        item = {"pk": S(pk), "v": S("reborn-in-" + region), "n": N(1), "l": L()}
+        c[region].put_item(TableName=T, Item=item)
+        for r in NAMES:
+            cl.wait_item(r, T, key(pk), item)
+        return item
+
+
+@requires_meridian("clock offsets need meridian processes")
+class ClockBehindTest(SkewedClusterTest):
+    """eu-west-1's wall clock runs 30 s behind the other two regions'."""
+
+    SKEWED, OFFSET_MS, TAG = EU, -30000, "skew-behind"
+
     def test_lagging_region_overwrites_a_write_it_has_seen(self):
-        T = "skew-lag"
+        T = "skew-behind"
         self.cluster.create_global_table(T)
-        self.overwrite_after_seeing(T, "x", US, self.LAG)
+        self.overwrite_after_seeing(T, "x", US, EU)
         self.cluster.wait_converged(T)
+
+    def test_lagging_region_deletes_and_recreates_after_seeing(self):
+        T = "skew-behind-chain"
+        self.cluster.create_global_table(T, origin=EU)
+        cur = self.overwrite_after_seeing(T, "y", AP, EU)
+        cur = self.overwrite_after_seeing(T, "y", EU, US, current=cur)
+        cur = self.overwrite_after_seeing(T, "y", US, EU, current=cur)
+        self.delete_after_seeing(T, "y", EU, cur)
+        # A normal region re-creates it, and the lagging one overwrites that again.
+        cur = self.recreate_after_seeing_delete(T, "y", AP)
+        cur = self.overwrite_after_seeing(T, "y", AP, EU, current=cur)
+        self.assertEqual(self.cluster.wait_converged(T), [canonical_item(cur)])
+
+
+@requires_meridian("clock offsets need meridian processes")
+class ClockAheadTest(SkewedClusterTest):
+    """ap-south-1's wall clock runs 30 s ahead of the other two regions'."""
+
+    SKEWED, OFFSET_MS, TAG = AP, 30000, "skew-ahead"
 
     def test_write_after_seeing_a_write_from_a_region_ahead_wins(self):
         T = "skew-ahead"
-        self.cluster.create_global_table(T, origin=self.AHEAD)
-        self.overwrite_after_seeing(T, "y", self.AHEAD, US)
+        self.cluster.create_global_table(T, origin=AP)
+        self.overwrite_after_seeing(T, "x", AP, US)
         self.cluster.wait_converged(T)
 
-    def test_chain_between_lagging_and_ahead_regions(self):
-        T = "skew-chain"
-        cl, c = self.cluster, self.c
-        cl.create_global_table(T)
-        # 60 s apart: the region behind overwrites the region ahead, which
-        # overwrites it back, then the real-clock region deletes the item.
-        cur = self.overwrite_after_seeing(T, "z", self.AHEAD, self.LAG)
-        cur = self.overwrite_after_seeing(T, "z", self.LAG, self.AHEAD, current=cur)
-        cur = self.overwrite_after_seeing(T, "z", self.AHEAD, self.LAG, current=cur)
-        cl.wait_item(US, T, key("z"), cur)
-        c[US].delete_item(TableName=T, Key=key("z"))
-        for r in NAMES:
-            cl.wait_item(r, T, key("z"), None)
-        # ... and the region behind re-creates it after seeing the delete.
-        again = {"pk": S("z"), "v": S("reborn")}
-        c[self.LAG].put_item(TableName=T, Item=again)
-        for r in NAMES:
-            cl.wait_item(r, T, key("z"), again)
-        self.assertEqual(cl.wait_converged(T), [canonical_item(again)])
+    def test_delete_and_recreate_after_seeing_writes_from_a_region_ahead(self):
+        T = "skew-ahead-chain"
+        self.cluster.create_global_table(T)
+        cur = self.overwrite_after_seeing(T, "y", AP, EU)
+        cur = self.overwrite_after_seeing(T, "y", EU, AP, current=cur)
+        self.delete_after_seeing(T, "y", US, cur)
+        # The region ahead re-creates it; a normal region then overwrites that.
+        cur = self.recreate_after_seeing_delete(T, "y", AP)
+        cur = self.overwrite_after_seeing(T, "y", AP, US, current=cur)
+        self.assertEqual(self.cluster.wait_converged(T), [canonical_item(cur)])

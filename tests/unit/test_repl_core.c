@@ -3,46 +3,60 @@
  *
  * What it proves: with every region taking local writes to the same global
  * tables, and the log of each region delivered to the others through a
- * hostile network, all regions converge to the same records; each key holds
- * the newest version (db_version_cmp) ever written to it; no acknowledged
- * write is lost (each is the survivor or strictly older than it); a write
- * orders after the version it replaced; and the applied positions never skip
- * an entry.
+ * hostile network, (1) all regions converge to identical records (version,
+ * tombstone, item); (2) each key holds the newest version (db_version_cmp)
+ * ever written to it anywhere; (3) no acknowledged write is lost: each is the
+ * survivor or strictly older than it; (4) applied positions never skip an
+ * entry, and end at each source's last seq. Also: a write orders after the
+ * version it replaced (else it would lose everywhere but in its own region).
  *
  * How: three real databases (db_open on their own mkdtemp directory), each
- * with the same global tables (same uid, key schema, three ACTIVE replicas),
- * a table replicated only to a region that is not in the mesh, and a local
- * table. The clock of each region is skewed (hlc_set_offset_ms before every
- * operation on it). A seeded xorshift PRNG drives, round after round: local
- * db_write calls (puts of random small items on a small key space so that
- * writes collide, deletes, conditional increments whose mutate callback
- * reads the old item, skips, failed conditions, multi-item writes); the six
- * links of the mesh, each reading its source's rlog column family (key = u64
- * BE seq, value = entry, repl_entry_decode) up to the watermark and queueing
- * batches of random sizes that are delivered late (links go down for a few
- * rounds), split into several db_apply calls or merged with the next batch
- * (only the last call records the position, as repl.c does), lost (the
- * connection resets and the sender resumes from db_applied_position),
- * duplicated (an old batch applied again after the position moved on); and
- * crashes (db_close + db_open, also between the db_apply calls of one batch).
+ * with the same global tables (same uid and key schema, the three regions as
+ * ACTIVE replicas; one with a sort key, one hash-only), plus a table that
+ * replicates only to a region outside the mesh (the others must skip its
+ * entries) and a local table (never logged). A seeded xorshift PRNG drives
+ * every choice. Each region's wall clock is skewed (0, +-30 ms or +-2 s by
+ * seed; hlc_set_offset_ms before every operation on it) and simulated time
+ * advances 0-200 ms per round; every fourth seed allows only 500 ms of skew,
+ * so received versions get clamped. Per round, in random order:
+ *   - local db_write calls in the regions active this round: puts of random
+ *     small items on a small key space (writes collide), deletes, conditional
+ *     increments whose mutate callback reads the old item (failing when it is
+ *     absent, or skipping), 1-3 items per call;
+ *   - the six links: a sender reads its source's rlog column family (key u64
+ *     BE seq, value the entry) from its cursor up to the watermark in batches
+ *     of random size; the receiver decodes them (repl_entry_decode) and calls
+ *     db_apply with the batch's last seq as position. Faults: links down for
+ *     rounds (late delivery), a batch merged with the next or split into
+ *     several db_apply calls (only the last records the position, as repl.c
+ *     does), a batch lost (the connection resets; the sender resumes after
+ *     db_applied_position), an old batch applied again after the position
+ *     moved on (duplicates);
+ *   - crashes: db_close + db_open of a region (also between the db_apply
+ *     calls of one batch), often followed at once by writes in it; every
+ *     link of the region resumes from the recorded positions.
  * Every step is checked against a model: db_write logs exactly the written
- * items of replicated tables, in the same commit as the record (same
- * version, same bytes); db_apply's statistics, stored versions and conflict
- * counts are those of last-writer-wins applied entry by entry; the recorded
- * position never exceeds the prefix of entries actually applied; table
- * statistics survive a restart. At the end everything is delivered without
- * faults and the item column families of the regions are compared record by
- * record (version, tombstone, item) and against the model.
+ * items of replicated tables under consecutive seqs, with the version and
+ * item bytes of the record it commits and the replaced version as prev;
+ * db_apply's statistics, the versions it leaves and its conflict count are
+ * those of last-writer-wins applied entry by entry (the rule of
+ * docs/REPLICATION.md); the recorded position never exceeds the prefix of
+ * entries actually applied; the watermark and table statistics survive a
+ * restart. At the end the network heals, everything is delivered, and the
+ * item column families are compared across regions and with the model.
  *
- * Seeds: 20 fixed seeds of SIM_ROUNDS rounds; MERIDIAN_SIM_SEED=<n> runs
- * one seed, MERIDIAN_SIM_SEEDS=<n> changes the count. A failure prints the
- * seed and round. The schedule is reproducible; the version timestamps come
- * from the real clock, so the exact versions are not.
+ * Seeds: SIM_SEEDS seeds (1..20) of SIM_ROUNDS rounds, about 8 s;
+ * MERIDIAN_SIM_SEED=<n> runs one seed, MERIDIAN_SIM_SEEDS=<n> the first n. A
+ * failure prints the seed and round. The schedule is reproducible; versions
+ * come from the real clock, so their exact values are not.
  *
- * Focused tests: the rlog watermark; db_version_cmp; the conflict rule; a
- * duplicate apply is a no-op; tombstones against older and newer puts; the
- * log continuing after a restart; and a local write after a restart or after
- * a clamped far-future version still ordering after what it replaced.
+ * Focused tests: the rlog watermark (out-of-order reservations and
+ * completions, rlog_wait, the outstanding limit); db_version_cmp and its
+ * tie-break; the conflict rule and db_recent_conflicts; a duplicate apply is
+ * a no-op; tombstones against older and newer puts in every arrival order;
+ * the log continuing after a restart; and a local write made after reading
+ * a remote version ordering after it, also after a restart and when that
+ * version was beyond the allowed skew.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -72,13 +86,14 @@
 #include "util/arena.h"
 #include "util/buf.h"
 #include "util/err.h"
+#include "util/log.h"
 
 #define N_REGIONS   3
 #define ACCOUNT     "000000000000"
 #define MAX_SKEW_MS 60000 /* the server's default --max-clock-skew-ms */
 #define GHOST       "zz-elsewhere-1"
 #define SIM_SEEDS   20
-#define SIM_ROUNDS  80
+#define SIM_ROUNDS  100
 
 /* Sorted, so that replicas[] is sorted as catalog.h requires. */
 static const char *const REGION[N_REGIONS] = {"ap-south-1", "eu-west-1", "us-east-1"};
@@ -127,12 +142,14 @@ typedef struct node {
     char dir[64];
     db *d;
     int64_t skew_ms;
+    uint64_t max_skew_ms;
 } node;
 
 static void node_init(node *n, const char *name)
 {
     memset(n, 0, sizeof(*n));
     n->name = name;
+    n->max_skew_ms = MAX_SKEW_MS;
     snprintf(n->dir, sizeof(n->dir), "/tmp/meridian-repl-core-XXXXXX");
     assert_non_null(mkdtemp(n->dir));
 }
@@ -146,7 +163,7 @@ static void node_open(node *n)
     err e;
     err_clear(&e);
     if (db_open(n->d, n->dir, n->name, &opt, &e) < 0) fail_msg("db_open %s: %s", n->dir, e.msg);
-    n->d->max_skew_ms = MAX_SKEW_MS;
+    n->d->max_skew_ms = n->max_skew_ms; /* server.c: --max-clock-skew-ms */
 }
 
 static void node_close(node *n)
@@ -451,6 +468,8 @@ typedef struct plink {
 typedef struct sim {
     uint64_t seed, rng;
     int round;
+    int64_t skew[N_REGIONS]; /* each region's clock error */
+    int64_t vtime_ms;        /* simulated time, on top of the real clock */
     node nd[N_REGIONS];
     table *tab[N_REGIONS][N_TABLES]; /* counted; NULL where the table does not exist */
     plink ln[N_REGIONS][N_REGIONS];
@@ -460,8 +479,9 @@ typedef struct sim {
     struct {
         uint64_t writes, failed, entries, applies, applied, lost, dups, skipped, conflicts;
         uint64_t crashes, losses, duplicates, splits, merges, partitions;
-        uint64_t reconflicts;  /* conflicts counted for an entry applied there before */
-        uint64_t regressions;  /* db_apply calls that lowered the recorded position */
+        uint64_t reconflicts; /* conflicts counted for an entry applied there before */
+        uint64_t regressions; /* db_apply calls that lowered the recorded position */
+        uint64_t clamped;     /* received versions beyond the allowed skew */
     } st;
 } sim;
 
@@ -474,7 +494,7 @@ static sim *g_sim;
                         (unsigned long long)(s)->seed, (s)->round, __LINE__, #cond);               \
             print_error(__VA_ARGS__);                                                              \
             print_error("\n");                                                                     \
-            fail_msg("simulation failed (rerun with MERIDIAN_SIM_SEED=%llu)",                     \
+            fail_msg("simulation failed (rerun with MERIDIAN_SIM_SEED=%llu)",                      \
                      (unsigned long long)(s)->seed);                                               \
         }                                                                                          \
     } while (0)
@@ -522,8 +542,7 @@ static void link_reset(sim *s, plink *l)
     link_clear_queue(l);
     err e;
     uint64_t pos = 0;
-    SIM_CHECK(s, db_applied_position(s->nd[l->dst].d, REGION[l->src], &pos, &e) == 0, "%s",
-              e.msg);
+    SIM_CHECK(s, db_applied_position(s->nd[l->dst].d, REGION[l->src], &pos, &e) == 0, "%s", e.msg);
     l->cursor = pos;
 }
 
@@ -562,6 +581,7 @@ static void sim_open(sim *s, int r)
 
 static void sim_close(sim *s, int r)
 {
+    s->st.clamped += atomic_load(&s->nd[r].d->skew_violations);
     for (int t = 0; t < N_TABLES; t++) {
         table_release(s->tab[r][t]);
         s->tab[r][t] = NULL;
@@ -611,7 +631,11 @@ static sim *sim_new(uint64_t seed)
          * persisted clock bound runs ahead. */
         static const int64_t spread[3] = {0, 30, 2000};
         int64_t w = spread[seed % 3];
-        s->nd[r].skew_ms = (int64_t)(rnd(s) % (uint64_t)(2 * w + 1)) - w;
+        s->skew[r] = (int64_t)(rnd(s) % (uint64_t)(2 * w + 1)) - w;
+        s->nd[r].skew_ms = s->skew[r];
+        /* Every fourth seed: clocks further apart than the allowed skew, so
+         * received versions are clamped before the clock observes them. */
+        if (seed % 4 == 0) s->nd[r].max_skew_ms = 500;
         node_open(&s->nd[r]);
         for (int t = 0; t < N_TABLES; t++) {
             s->tab[r][t] = NULL;
@@ -727,8 +751,8 @@ static void sim_write(sim *s, int r)
             ops[i].fn = mut_inc;
             ops[i].ctx = &ic[i];
         }
-        bool writes = kind[i] == OP_PUT || (kind[i] == OP_DEL && live) ||
-                      (kind[i] == OP_INC && live);
+        bool writes =
+            kind[i] == OP_PUT || (kind[i] == OP_DEL && live) || (kind[i] == OP_INC && live);
         if (kind[i] == OP_INC && live && ic[i].skip_odd) {
             item_record rec;
             assert_int_equal(record_decode(&a, before[i].data, before[i].len, &rec), 0);
@@ -820,8 +844,9 @@ static void sim_write(sim *s, int r)
             SIM_CHECK(s, memcmp(en.table_uid, s->tab[r][t]->uid, TABLE_UID_LEN) == 0, "uid");
             buf ek;
             buf_init(&ek);
-            SIM_CHECK(s, entry_key(&a, s->tab[r][t], &en, &ek) == 0 && ek.len == key[i].len &&
-                             memcmp(ek.data, key[i].data, ek.len) == 0,
+            SIM_CHECK(s,
+                      entry_key(&a, s->tab[r][t], &en, &ek) == 0 && ek.len == key[i].len &&
+                          memcmp(ek.data, key[i].data, ek.len) == 0,
                       "entry %llu addresses another key", (unsigned long long)seqs[ei]);
             buf_free(&ek);
             size_t hl = record_header_len(after.data, after.len);
@@ -839,14 +864,12 @@ static void sim_write(sim *s, int r)
                 buf_free(&want);
             }
             /* The entry names the version it replaced, and orders after it. */
-            SIM_CHECK(s,
-                      en.prev_ts == bv.ts &&
-                          strcmp(en.prev_origin, bv.exists ? bv.origin : "") == 0,
-                      "entry %llu: prev %llu/%s, stored before %llu/%s",
-                      (unsigned long long)seqs[ei], (unsigned long long)en.prev_ts,
-                      en.prev_origin, (unsigned long long)bv.ts, bv.origin);
-            SIM_CHECK(s,
-                      !bv.exists || db_version_cmp(en.ts, en.origin, bv.ts, bv.origin) > 0,
+            SIM_CHECK(
+                s, en.prev_ts == bv.ts && strcmp(en.prev_origin, bv.exists ? bv.origin : "") == 0,
+                "entry %llu: prev %llu/%s, stored before %llu/%s", (unsigned long long)seqs[ei],
+                (unsigned long long)en.prev_ts, en.prev_origin, (unsigned long long)bv.ts,
+                bv.origin);
+            SIM_CHECK(s, !bv.exists || db_version_cmp(en.ts, en.origin, bv.ts, bv.origin) > 0,
                       "region %s wrote version %llu/%s over the newer version %llu/%s it "
                       "replaced (lead %lld ms): this write loses everywhere else",
                       n->name, (unsigned long long)en.ts, en.origin, (unsigned long long)bv.ts,
@@ -923,8 +946,7 @@ static uint64_t conflict_total(sim *s, int r)
 static table *table_by_uid(sim *s, int r, const uint8_t *uid)
 {
     for (int t = 0; t < N_TABLES; t++)
-        if (s->tab[r][t] && memcmp(s->tab[r][t]->uid, uid, TABLE_UID_LEN) == 0)
-            return s->tab[r][t];
+        if (s->tab[r][t] && memcmp(s->tab[r][t]->uid, uid, TABLE_UID_LEN) == 0) return s->tab[r][t];
     return NULL;
 }
 
@@ -1012,9 +1034,9 @@ static void sim_apply(sim *s, plink *l, const batch *b, size_t from, size_t to, 
               (unsigned long long)got.skipped, (unsigned long long)want.applied,
               (unsigned long long)want.lost, (unsigned long long)want.duplicates,
               (unsigned long long)want.skipped);
-    SIM_CHECK(s, conflict_total(s, l->dst) - c0 == want_conflicts, "conflicts +%llu, expected +%llu",
-              (unsigned long long)(conflict_total(s, l->dst) - c0),
-              (unsigned long long)want_conflicts);
+    SIM_CHECK(
+        s, conflict_total(s, l->dst) - c0 == want_conflicts, "conflicts +%llu, expected +%llu",
+        (unsigned long long)(conflict_total(s, l->dst) - c0), (unsigned long long)want_conflicts);
     SIM_CHECK(s, dn->d->conflicts_next - ring0 == want_conflicts, "conflict ring");
     SIM_CHECK(s, rlog_stable(&dn->d->log) == stable0, "db_apply logged entries again");
     s->st.applied += got.applied;
@@ -1188,8 +1210,7 @@ static void take_snapshot(sim *s, int r, snap *sn)
         for (int i = 0; i < TDEF[t].n_keys; i++)
             if (s->keysfx[t][i].len == kl - 8 && memcmp(s->keysfx[t][i].data, k + 8, kl - 8) == 0)
                 key = i;
-        SIM_CHECK(s, key >= 0, "%s.%s: record under a key never written", REGION[r],
-                  TDEF[t].name);
+        SIM_CHECK(s, key >= 0, "%s.%s: record under a key never written", REGION[r], TDEF[t].name);
         SIM_CHECK(s, !sn->has[t][key], "two records for one key");
         sn->has[t][key] = true;
         buf_init(&sn->rec[t][key]);
@@ -1256,8 +1277,9 @@ static void sim_final(sim *s)
                           "%s key %d: present in %s: %d, in %s: %d", TDEF[t].name, k, REGION[r],
                           sn[r].has[t][k], REGION[0], sn[0].has[t][k]);
                 if (!sn[r].has[t][k]) continue;
-                SIM_CHECK(s, record_decode(&a, sn[r].rec[t][k].data, sn[r].rec[t][k].len, &rec[r]) == 0,
-                          "corrupt record");
+                SIM_CHECK(
+                    s, record_decode(&a, sn[r].rec[t][k].data, sn[r].rec[t][k].len, &rec[r]) == 0,
+                    "corrupt record");
             }
             for (int r = 1; r < N_REGIONS && sn[0].has[t][k]; r++) {
                 SIM_CHECK(s,
@@ -1331,11 +1353,19 @@ static void sim_run(uint64_t seed, int rounds)
 {
     sim *s = sim_new(seed);
     for (s->round = 0; s->round < rounds; s->round++) {
+        /* Time passes faster than the test runs: 0-200 ms per round. */
+        s->vtime_ms += (int64_t)(rnd(s) % 201);
+        for (int r = 0; r < N_REGIONS; r++)
+            s->nd[r].skew_ms = s->skew[r] + s->vtime_ms;
+        /* Clients come and go: some regions take no writes for a while. */
+        int active[N_REGIONS], n_active = 0;
+        for (int r = 0; r < N_REGIONS; r++)
+            if (chance(s, 60)) active[n_active++] = r;
         int events = 4 + (int)(rnd(s) % 20);
         for (int ev = 0; ev < events; ev++) {
             unsigned p = (unsigned)(rnd(s) % 100);
             if (p < 35) {
-                sim_write(s, (int)(rnd(s) % N_REGIONS));
+                if (n_active) sim_write(s, active[rnd(s) % (uint64_t)n_active]);
                 continue;
             }
             int a = (int)(rnd(s) % N_REGIONS);
@@ -1351,7 +1381,11 @@ static void sim_run(uint64_t seed, int rounds)
                 l->down = 1 + (int)(rnd(s) % 6); /* a partition: deliveries arrive late */
                 s->st.partitions++;
             } else {
-                sim_crash(s, (int)(rnd(s) % N_REGIONS));
+                /* A restart; clients often write again at once. */
+                int r = (int)(rnd(s) % N_REGIONS);
+                sim_crash(s, r);
+                for (int w = (int)(rnd(s) % 4); w > 0; w--)
+                    sim_write(s, r);
             }
         }
         for (int a = 0; a < N_REGIONS; a++)
@@ -1360,11 +1394,13 @@ static void sim_run(uint64_t seed, int rounds)
     }
     s->round = rounds; /* the final delivery */
     sim_final(s);
+    for (int r = 0; r < N_REGIONS; r++) /* the regions still open */
+        s->st.clamped += atomic_load(&s->nd[r].d->skew_violations);
     print_message("seed %llu: %llu writes (%llu failed), %llu entries, %llu db_apply calls "
                   "(applied %llu, lost %llu, duplicate %llu, skipped %llu, conflicts %llu), "
                   "%llu crashes, %llu lost batches, %llu duplicated, %llu split, %llu merged, "
-                  "%llu partitions; %llu conflicts on re-applied entries, %llu position "
-                  "regressions\n",
+                  "%llu partitions, %llu clamped versions; %llu conflicts on re-applied "
+                  "entries, %llu position regressions\n",
                   (unsigned long long)seed, (unsigned long long)s->st.writes,
                   (unsigned long long)s->st.failed, (unsigned long long)s->st.entries,
                   (unsigned long long)s->st.applies, (unsigned long long)s->st.applied,
@@ -1373,7 +1409,8 @@ static void sim_run(uint64_t seed, int rounds)
                   (unsigned long long)s->st.crashes, (unsigned long long)s->st.losses,
                   (unsigned long long)s->st.duplicates, (unsigned long long)s->st.splits,
                   (unsigned long long)s->st.merges, (unsigned long long)s->st.partitions,
-                  (unsigned long long)s->st.reconflicts, (unsigned long long)s->st.regressions);
+                  (unsigned long long)s->st.clamped, (unsigned long long)s->st.reconflicts,
+                  (unsigned long long)s->st.regressions);
     g_sim = NULL;
     sim_free(s);
 }
@@ -1383,6 +1420,7 @@ static void test_simulation(void **state)
     const char *one = getenv("MERIDIAN_SIM_SEED");
     const char *count = getenv("MERIDIAN_SIM_SEEDS");
     uint64_t t0 = mono_ms();
+    log_set_level(LOG_ERROR); /* clamped versions are logged as warnings */
     if (one && *one) {
         sim_run(strtoull(one, NULL, 0), SIM_ROUNDS);
     } else {
@@ -1390,6 +1428,7 @@ static void test_simulation(void **state)
         for (int i = 1; i <= nseeds; i++)
             sim_run((uint64_t)i, SIM_ROUNDS);
     }
+    log_set_level(LOG_INFO);
     print_message("simulation: %llu ms\n", (unsigned long long)(mono_ms() - t0));
 }
 
@@ -1397,6 +1436,7 @@ static int sim_teardown(void **state)
 {
     sim_free(g_sim); /* after a failed check */
     g_sim = NULL;
+    log_set_level(LOG_INFO);
     return 0;
 }
 
@@ -1696,13 +1736,13 @@ static void test_conflict_rule(void **state)
 
     /* k2: a newer write from ap-south-1 that had seen that version: no
      * conflict; then one that had not (its prev is older): a conflict. */
-    repl_entry s3 = mk_entry(&a, REPL_PUT, "k2", base + 200, "ap-south-1", base + 100,
-                             "us-east-1", 3);
+    repl_entry s3 =
+        mk_entry(&a, REPL_PUT, "k2", base + 200, "ap-south-1", base + 100, "us-east-1", 3);
     apply1(&o, "ap-south-1", &s3, 1, 2, &st);
     assert_int_equal(st.applied, 1);
     assert_int_equal(atomic_load(&o.t->conflicts), 2);
-    repl_entry s4 = mk_entry(&a, REPL_TOMBSTONE, "k2", base + 300, "us-east-1", base + 100,
-                             "us-east-1", 0);
+    repl_entry s4 =
+        mk_entry(&a, REPL_TOMBSTONE, "k2", base + 300, "us-east-1", base + 100, "us-east-1", 0);
     apply1(&o, "us-east-1", &s4, 1, 6, &st);
     assert_int_equal(st.applied, 1);
     assert_int_equal(atomic_load(&o.t->conflicts), 3);
@@ -1874,8 +1914,8 @@ static void test_tombstone_vs_put(void **state)
     assert_int_equal(st.lost, 1);
     assert_int_equal(db_get(o.n.d, o.t, m[0].value, m[1].value, &a, &got, &e), 0);
     assert_null(got);
-    repl_entry newer = mk_entry(&a, REPL_PUT, "loc", del.ts + 1, "us-east-1", del.ts,
-                                "eu-west-1", 6);
+    repl_entry newer =
+        mk_entry(&a, REPL_PUT, "loc", del.ts + 1, "us-east-1", del.ts, "eu-west-1", 6);
     apply1(&o, "us-east-1", &newer, 1, 0, &st);
     assert_int_equal(st.applied, 1);
     assert_int_equal(db_get(o.n.d, o.t, m[0].value, m[1].value, &a, &got, &e), 0);
@@ -1971,7 +2011,7 @@ static void check_write_after_remote(int64_t lead_ms, uint64_t max_skew_ms, bool
     node_open(&ap.n);
     ap.t = create_table(&ap.n, &TDEF[T_HS]);
     one_open(&us, "us-east-1");
-    us.n.d->max_skew_ms = max_skew_ms;
+    us.n.max_skew_ms = us.n.d->max_skew_ms = max_skew_ms;
     arena a;
     arena_init(&a);
     mv_member m[3] = {{"pk", 2, str_v(&a, "k")}, {"sk", 2, num_v(&a, 1)}, {"v", 1, num_v(&a, 1)}};
@@ -1980,10 +2020,7 @@ static void check_write_after_remote(int64_t lead_ms, uint64_t max_skew_ms, bool
     uint64_t ap_pos = 0, us_pos = 0;
     deliver_all(&ap.n, &us.n, &ap_pos);
     assert_int_equal(version_of(&us, "k").ts, remote.ts);
-    if (restart) {
-        one_reopen(&us);
-        us.n.d->max_skew_ms = max_skew_ms;
-    }
+    if (restart) one_reopen(&us);
     hlc_set_offset_ms(us.n.skew_ms);
     inc_ctx ic = {"us-east-1", false};
     db_write_op op = {.t = us.t, .pk = m[0].value, .sk = m[1].value, .fn = mut_inc, .ctx = &ic};
@@ -2000,8 +2037,8 @@ static void check_write_after_remote(int64_t lead_ms, uint64_t max_skew_ms, bool
         print_error("lead %lld ms, max skew %llu ms%s: ap wrote %llu/%s; us read it and "
                     "wrote %llu/%s (%lld ms earlier); ap now holds %llu/%s\n",
                     (long long)lead_ms, (unsigned long long)max_skew_ms,
-                    restart ? ", us restarted" : "", (unsigned long long)remote.ts,
-                    remote.origin, (unsigned long long)mine.ts, mine.origin,
+                    restart ? ", us restarted" : "", (unsigned long long)remote.ts, remote.origin,
+                    (unsigned long long)mine.ts, mine.origin,
                     (long long)HLC_MS(remote.ts) - (long long)HLC_MS(mine.ts),
                     (unsigned long long)at_ap.ts, at_ap.origin);
     arena_free(&a);
