@@ -395,6 +395,14 @@ int db_write(db *d, db_write_op *ops, size_t n, arena *a, err *e)
     for (size_t i = 0; i < n; i++) {
         if (!ops[i].written) continue;
         uint64_t ts = hlc_now(&d->clock);
+        /* A write always orders after the version it replaces, even when that
+         * version is ahead of this region's clock (a remote write clamped by
+         * --max-clock-skew-ms, or received before a restart): otherwise other
+         * regions would keep the older version and never converge. */
+        if (sl[i].exists && ts <= sl[i].ts) {
+            ts = sl[i].ts + 1;
+            hlc_observe(&d->clock, ts);
+        }
         if (ensure_clock_bound(d, HLC_MS(ts), e) < 0) goto out;
         bool live_before = sl[i].item != NULL;
         buf_reset(&rec);
@@ -538,7 +546,8 @@ typedef struct apply_item {
     const repl_entry *en;
     table *t;
     slot sl;
-    int prev; /* index of an earlier entry of this batch on the same key, or -1 */
+    int prev;               /* index of an earlier entry of this batch on the same key, or -1 */
+    int64_t dcount, dbytes; /* statistics change, applied after the commit */
 } apply_item;
 
 int db_apply(db *d, const char *source, const repl_entry *entries, size_t n, uint64_t position,
@@ -639,9 +648,8 @@ int db_apply(db *d, const char *source, const repl_entry *entries, size_t n, uin
         record_encode(&rec, en->ts, en->origin, tomb, item);
         store_batch_put(b, STORE_CF_ITEMS, x->sl.key, x->sl.klen, rec.data, rec.len);
         bool live_before = x->sl.exists && !x->sl.tombstone;
-        atomic_fetch_add(&x->t->item_count, (tomb ? 0 : 1) - (live_before ? 1 : 0));
-        atomic_fetch_add(&x->t->size_bytes,
-                         (int64_t)(x->sl.klen + rec.len) - (int64_t)x->sl.stored_len);
+        x->dcount = (tomb ? 0 : 1) - (live_before ? 1 : 0);
+        x->dbytes = (int64_t)(x->sl.klen + rec.len) - (int64_t)x->sl.stored_len;
         /* Later entries of this batch on the same key see this version. */
         x->sl.exists = true;
         x->sl.tombstone = tomb;
@@ -652,13 +660,24 @@ int db_apply(db *d, const char *source, const repl_entry *entries, size_t n, uin
         if (stats) stats->applied++;
     }
     if (position) {
-        buf_reset(&k);
-        applied_key(&k, source);
-        uint8_t v[8];
-        store_u64be(v, position);
-        store_batch_put(b, STORE_CF_META, k.data, k.len, v, 8);
+        /* Positions only move forward: re-applying an old batch (after a
+         * reconnect) must not make the source resend what is already here. */
+        uint64_t recorded;
+        if (db_applied_position(d, source, &recorded, e) < 0) goto out;
+        if (position > recorded) {
+            buf_reset(&k);
+            applied_key(&k, source);
+            uint8_t v[8];
+            store_u64be(v, position);
+            store_batch_put(b, STORE_CF_META, k.data, k.len, v, 8);
+        }
     }
     if (store_batch_count(b) > 0 && store_write(d->st, b, e) < 0) goto out;
+    /* Statistics change only once the batch is durable. */
+    for (size_t i = 0; i < m; i++) {
+        atomic_fetch_add(&it[i].t->item_count, it[i].dcount);
+        atomic_fetch_add(&it[i].t->size_bytes, it[i].dbytes);
+    }
     rc = 0;
 out:
     store_batch_free(b);

@@ -676,10 +676,27 @@ static int apply_batch(repl *r, source_state *src, const uint8_t *p, size_t len,
     size_t n;
     int rc = -1;
     if (repl_batch_parse(&a, p + 8, len - 8, &items, &n, e) < 0) goto out;
-    repl_entry *ents = arena_calloc(&a, n ? n : 1, sizeof(repl_entry));
-    for (size_t i = 0; i < n; i++)
-        if (repl_entry_decode(&a, items[i].entry, items[i].len, &ents[i], e) < 0) goto out;
     pthread_mutex_lock(&src->apply_mu);
+    /* Entries at or below the recorded position were applied before (a batch
+     * re-sent after a reconnect): skip them, so they are not counted again as
+     * conflicts. Back-fill entries carry no position of their own. */
+    uint64_t applied = 0;
+    if (db_applied_position(r->d, src->name, &applied, e) < 0) {
+        pthread_mutex_unlock(&src->apply_mu);
+        goto out;
+    }
+    repl_entry *ents = arena_calloc(&a, n ? n : 1, sizeof(repl_entry));
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (repl_entry_decode(&a, items[i].entry, items[i].len, &ents[kept], e) < 0) {
+            pthread_mutex_unlock(&src->apply_mu);
+            goto out;
+        }
+        repl_kind k = ents[kept].kind;
+        bool positioned = k == REPL_PUT || k == REPL_TOMBSTONE || k == REPL_TABLE;
+        if (!positioned || items[i].seq > applied) kept++;
+    }
+    n = kept;
     size_t run = 0; /* start of the current run of item entries */
     for (size_t i = 0; i <= n; i++) {
         bool item = i < n && (ents[i].kind == REPL_PUT || ents[i].kind == REPL_TOMBSTONE ||
