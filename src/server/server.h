@@ -31,9 +31,9 @@ typedef struct server_config {
     unsigned threads;
     unsigned idle_timeout;
     unsigned max_connections;
-    long long clock_offset_ms;  /* test only: shifts this region's wall clock */
-    unsigned max_clock_skew_ms; /* received timestamps may lead the local clock by this */
-    unsigned long long log_retention_ms;    /* replication log kept for unreachable peers */
+    long long clock_offset_ms;           /* test only: shifts this region's wall clock */
+    unsigned max_clock_skew_ms;          /* received timestamps may lead the local clock by this */
+    unsigned long long log_retention_ms; /* replication log kept for unreachable peers */
     unsigned long long log_retention_bytes; /* ... and at most this large */
 } server_config;
 
