@@ -398,7 +398,7 @@ typedef struct ddl_ctx {
  * replica region adopts the change (last writer wins on the version). */
 static void log_descriptor(ddl_ctx *x, table *t, table_settings *s, store_batch *b)
 {
-    s->version = hlc_now(&x->c->d->clock);
+    table_settings_stamp(s, hlc_now(&x->c->d->clock), x->c->region);
     x->seq = db_log_descriptor(x->c->d, t, s, b);
     x->logged = true;
 }
@@ -475,7 +475,9 @@ static int apply_replica_update(void *ctx, table *t, table_settings *s, store_ba
         buf k;
         buf_init(&k);
         repl_backfill_marker(&k, x->region, t->uid);
-        store_batch_put(b, STORE_CF_META, k.data, k.len, "", 0);
+        uint8_t gen[8];
+        store_u64be(gen, hlc_now(&c->d->clock));
+        store_batch_put(b, STORE_CF_META, k.data, k.len, gen, 8);
         buf_free(&k);
     } else {
         if (!exists)

@@ -180,6 +180,7 @@ char *catalog_descriptor_json(const table *t, const table_settings *s)
     cJSON_AddNumberToObject(o, "billing_changed_ms", (double)s->billing_changed_ms);
     snprintf(numbuf, sizeof(numbuf), "%llu", (unsigned long long)s->version);
     cJSON_AddStringToObject(o, "version", numbuf);
+    cJSON_AddStringToObject(o, "version_origin", s->version_origin);
     cJSON *reps = cJSON_AddArrayToObject(o, "replicas");
     for (size_t i = 0; i < s->n_replicas; i++) {
         cJSON *r = cJSON_CreateObject();
@@ -269,6 +270,9 @@ int catalog_parse_descriptor(const char *json, size_t len, table *tmpl)
         cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "deletion_protection"));
     s->billing_changed_ms = (int64_t)jnum(o, "billing_changed_ms");
     s->version = version ? strtoull(version, NULL, 10) : 0;
+    const char *vo = jstr(o, "version_origin");
+    if (vo && strlen(vo) <= REGION_NAME_MAX)
+        snprintf(s->version_origin, sizeof(s->version_origin), "%s", vo);
     const cJSON *reps = cJSON_GetObjectItemCaseSensitive(o, "replicas");
     const cJSON *r;
     cJSON_ArrayForEach(r, reps)
@@ -287,6 +291,18 @@ out:
     cJSON_Delete(o);
     if (rc < 0) catalog_free_template(tmpl);
     return rc;
+}
+
+bool table_settings_newer(const table_settings *a, const table_settings *b)
+{
+    if (a->version != b->version) return a->version > b->version;
+    return strcmp(a->version_origin, b->version_origin) > 0;
+}
+
+void table_settings_stamp(table_settings *s, uint64_t version, const char *origin)
+{
+    s->version = version;
+    snprintf(s->version_origin, sizeof(s->version_origin), "%s", origin);
 }
 
 bool table_settings_replicated(const table_settings *s)
@@ -515,6 +531,10 @@ int catalog_update_settings(catalog *c, table *t, catalog_settings_fn fn, void *
                 t->name);
         goto out;
     }
+    /* No item write in flight across the change. Taken before fn runs, so a
+     * replication log seq that fn reserves is not held while waiting for
+     * writers (which would stall the log's watermark for every table). */
+    pthread_rwlock_wrlock(&t->lock);
     table_settings s;
     pthread_mutex_lock(&t->settings_mu);
     s = t->settings;
@@ -522,6 +542,7 @@ int catalog_update_settings(catalog *c, table *t, catalog_settings_fn fn, void *
     store_batch *b = store_batch_new(c->st);
     if (fn(ctx, t, &s, b, e) < 0) {
         store_batch_free(b);
+        pthread_rwlock_unlock(&t->lock);
         goto out;
     }
     buf k;
@@ -531,7 +552,6 @@ int catalog_update_settings(catalog *c, table *t, catalog_settings_fn fn, void *
     store_batch_put(b, STORE_CF_META, k.data, k.len, json, strlen(json));
     free(json);
     buf_free(&k);
-    pthread_rwlock_wrlock(&t->lock); /* no item write in flight across the change */
     rc = store_write(c->st, b, e);
     store_batch_free(b);
     if (rc == 0) {

@@ -54,7 +54,8 @@ typedef struct table_settings {
     bool deletion_protection;
     int64_t billing_changed_ms; /* LastUpdateToPayPerRequestDateTime */
     uint64_t version;           /* HLC timestamp of the last change (0: never replicated) */
-    size_t n_replicas;          /* 0 for a plain (single-region) table */
+    char version_origin[REGION_NAME_MAX + 1];   /* region of that change: breaks ties */
+    size_t n_replicas;                          /* 0 for a plain (single-region) table */
     table_replica replicas[TABLE_REPLICAS_MAX]; /* sorted by region name */
 } table_settings;
 
@@ -134,6 +135,10 @@ char *catalog_descriptor_json(const table *t, const table_settings *s);
  * catalog_free_template). Returns -1 on malformed input. */
 int catalog_parse_descriptor(const char *json, size_t len, table *tmpl);
 void catalog_free_template(table *tmpl);
+/* Descriptor order: version, then version_origin (like item versions). */
+bool table_settings_newer(const table_settings *a, const table_settings *b);
+/* Records a change made now in region `origin`. */
+void table_settings_stamp(table_settings *s, uint64_t version, const char *origin);
 /* True if the table replicates (it has replicas in other regions). */
 bool table_settings_replicated(const table_settings *s);
 const table_replica *table_settings_replica(const table_settings *s, const char *region);

@@ -55,6 +55,7 @@ typedef struct inflight {
     uint64_t through;
     bool backfill_end;
     uint8_t uid[TABLE_UID_LEN];
+    uint64_t marker_gen; /* the back-fill marker's value when the back-fill started */
 } inflight;
 
 /* Sender side of the link to one peer. */
@@ -108,8 +109,9 @@ struct repl {
     pthread_mutex_t conn_mu;
     conn conns[MAX_CONNS];
     _Atomic uint64_t kick_gen;
-    uint64_t retention_ms;    /* log entries older than this are collected (0: no limit) */
-    uint64_t retention_bytes; /* the log is kept below this size (0: no limit) */
+    _Atomic uint64_t collected; /* log entries up to here have been deleted */
+    uint64_t retention_ms;      /* log entries older than this are collected (0: no limit) */
+    uint64_t retention_bytes;   /* the log is kept below this size (0: no limit) */
 };
 
 static uint64_t now_ms(void)
@@ -174,7 +176,9 @@ void repl_kick(repl *r)
 typedef struct sender_conn {
     peer_link *l;
     int fd;
-    uint64_t pos; /* last log position sent */
+    uint64_t pos;     /* last log position sent (the newest entry read so far) */
+    uint64_t scanned; /* the log has been read up to here (>= pos; holes after pos) */
+    bool bf_inflight; /* a back-fill was sent and its END is not acknowledged yet */
     inflight q[SEND_WINDOW];
     size_t qh, qn;
     uint64_t last_send;
@@ -238,14 +242,23 @@ static int read_ack(sender_conn *c, int wait_ms, err *e)
             inflight *f = &c->q[c->qh];
             atomic_store(&c->l->acked, f->through);
             if (f->backfill_end) {
-                buf k;
+                /* Delete the marker only if nobody re-wrote it meanwhile (a
+                 * replica removed and added again owes a new back-fill). */
+                buf k, v;
                 buf_init(&k);
+                buf_init(&v);
                 repl_backfill_marker(&k, c->l->name, f->uid);
-                store_batch *b = store_batch_new(c->l->r->d->st);
-                store_batch_delete(b, STORE_CF_META, k.data, k.len);
-                if (store_write(c->l->r->d->st, b, e) < 0) rc = -1;
-                store_batch_free(b);
+                int got = store_get(c->l->r->d->st, STORE_CF_META, k.data, k.len, &v, e);
+                if (got < 0) rc = -1;
+                if (got == 1 && v.len == 8 && load_u64be(v.data) == f->marker_gen) {
+                    store_batch *b = store_batch_new(c->l->r->d->st);
+                    store_batch_delete(b, STORE_CF_META, k.data, k.len);
+                    if (store_write(c->l->r->d->st, b, e) < 0) rc = -1;
+                    store_batch_free(b);
+                }
                 buf_free(&k);
+                buf_free(&v);
+                c->bf_inflight = false;
                 atomic_fetch_add(&c->l->backfills_done, 1);
             }
             c->qh = (c->qh + 1) % SEND_WINDOW;
@@ -258,7 +271,7 @@ static int read_ack(sender_conn *c, int wait_ms, err *e)
 
 /* Sends a BATCH frame, `through | batch`, once the window has room. */
 static int send_batch(sender_conn *c, buf *batch, uint64_t through, bool backfill_end,
-                      const uint8_t *uid, err *e)
+                      const uint8_t *uid, uint64_t marker_gen, err *e)
 {
     while (c->qn >= SEND_WINDOW) {
         int rc = read_ack(c, IO_TIMEOUT_MS, e);
@@ -277,6 +290,7 @@ static int send_batch(sender_conn *c, buf *batch, uint64_t through, bool backfil
     f->through = through;
     f->backfill_end = backfill_end;
     if (uid) memcpy(f->uid, uid, TABLE_UID_LEN);
+    f->marker_gen = marker_gen;
     c->qn++;
     c->last_send = mono_ms();
     return 0;
@@ -297,7 +311,7 @@ static bool peer_replicates(table *t, const char *peer)
 
 /* Streams table uid's current contents (items and tombstones, with their
  * versions) to the peer, framed by BACKFILL_BEGIN/END. */
-static int run_backfill(sender_conn *c, const uint8_t *uid, err *e)
+static int run_backfill(sender_conn *c, const uint8_t *uid, uint64_t marker_gen, err *e)
 {
     repl *r = c->l->r;
     table *t = catalog_get_uid(r->d->cat, uid);
@@ -379,7 +393,7 @@ static int run_backfill(sender_conn *c, const uint8_t *uid, err *e)
         atomic_fetch_add(&c->l->bf_sent, 1);
         if (count >= SEND_BATCH_ENTRIES || frame.len >= SEND_BATCH_BYTES) {
             repl_batch_finish(&frame, count);
-            if (send_batch(c, &frame, c->pos, false, NULL, e) < 0) goto out;
+            if (send_batch(c, &frame, c->pos, false, NULL, 0, e) < 0) goto out;
             frame_start(&frame);
             count = 0;
         }
@@ -396,7 +410,8 @@ static int run_backfill(sender_conn *c, const uint8_t *uid, err *e)
     repl_batch_add(&frame, c->pos, ent.data, ent.len);
     count++;
     repl_batch_finish(&frame, count);
-    if (send_batch(c, &frame, c->pos, true, uid, e) < 0) goto out;
+    if (send_batch(c, &frame, c->pos, true, uid, marker_gen, e) < 0) goto out;
+    c->bf_inflight = true;
     rc = 0;
 out:
     arena_free(&a);
@@ -409,7 +424,7 @@ out:
 }
 
 /* Back-fills owed to this peer, oldest marker first. */
-static int pending_backfill(repl *r, const char *peer, uint8_t *uid)
+static int pending_backfill(repl *r, const char *peer, uint8_t *uid, uint64_t *gen)
 {
     buf lo, hi;
     buf_init(&lo);
@@ -425,6 +440,9 @@ static int pending_backfill(repl *r, const char *peer, uint8_t *uid)
     if (store_iter_valid(it)) {
         size_t kl;
         const uint8_t *k = store_iter_key(it, &kl);
+        size_t vl;
+        const uint8_t *val = store_iter_value(it, &vl);
+        *gen = vl == 8 ? load_u64be(val) : 0;
         if (kl == lo.len + 2 * TABLE_UID_LEN) {
             found = 1;
             for (size_t i = 0; i < TABLE_UID_LEN; i++) {
@@ -446,9 +464,10 @@ static int send_log(sender_conn *c, uint64_t stable, err *e)
 {
     repl *r = c->l->r;
     uint8_t lo[8], hi[8];
-    store_u64be(lo, c->pos + 1);
+    store_u64be(lo, c->scanned + 1);
     store_u64be(hi, stable + 1);
     store_iter *it = store_iter_new(r->d->st, STORE_CF_RLOG, lo, 8, hi, 8);
+    bool full = false;
     buf frame;
     buf_init(&frame);
     frame_start(&frame);
@@ -482,20 +501,26 @@ static int send_log(sender_conn *c, uint64_t stable, err *e)
             count++;
         }
         through = seq;
-        if (count >= SEND_BATCH_ENTRIES || frame.len >= SEND_BATCH_BYTES) break;
+        if (count >= SEND_BATCH_ENTRIES || frame.len >= SEND_BATCH_BYTES) {
+            full = true;
+            break;
+        }
     }
     arena_free(&a);
     int rc = store_iter_status(it, e);
     store_iter_free(it);
-    if (rc == 0 && through == c->pos) through = stable; /* only holes up to the watermark */
-    if (rc == 0) {
+    /* `through` is the newest entry that exists: a peer never acknowledges a
+     * position inside a trailing hole (a failed write), so the seqs of that
+     * hole can be reused after a restart without the peer skipping them. */
+    if (rc == 0 && (count > 0 || through > c->pos)) {
         repl_batch_finish(&frame, count);
-        rc = send_batch(c, &frame, through, false, NULL, e);
+        rc = send_batch(c, &frame, through, false, NULL, 0, e);
         if (rc == 0) {
             c->pos = through;
             atomic_store(&c->l->sent, through);
         }
     }
+    if (rc == 0) c->scanned = full ? through : stable;
     buf_free(&frame);
     return rc;
 }
@@ -525,7 +550,9 @@ static int reseed_if_needed(sender_conn *c, err *e)
         buf k;
         buf_init(&k);
         repl_backfill_marker(&k, c->l->name, ts[i]->uid);
-        store_batch_put(b, STORE_CF_META, k.data, k.len, "", 0);
+        uint8_t gen[8];
+        store_u64be(gen, hlc_now(&r->d->clock));
+        store_batch_put(b, STORE_CF_META, k.data, k.len, gen, 8);
         buf_free(&k);
         n++;
     }
@@ -537,6 +564,7 @@ static int reseed_if_needed(sender_conn *c, err *e)
                  "tables from snapshots",
                  c->l->name, (unsigned long long)(c->pos + 1), (unsigned long long)first, n);
         c->pos = first - 1;
+        if (c->scanned < c->pos) c->scanned = c->pos;
         atomic_fetch_add(&r->kick_gen, 1);
     }
     return rc;
@@ -559,14 +587,18 @@ static int stream(sender_conn *c, err *e)
             seen_kick = kick;
             last_bf_check = mono_ms();
             uint8_t uid[TABLE_UID_LEN];
-            if (pending_backfill(r, c->l->name, uid)) {
-                if (run_backfill(c, uid, e) < 0) return -1;
+            uint64_t gen = 0;
+            if (!c->bf_inflight && pending_backfill(r, c->l->name, uid, &gen)) {
+                if (run_backfill(c, uid, gen, e) < 0) return -1;
                 seen_kick = (uint64_t)-1; /* look for the next one at once */
                 continue;
             }
         }
+        /* Entries this peer still needs were collected (retention) while the
+         * link stayed up: re-seed, exactly as at connection start. */
+        if (c->pos < atomic_load(&r->collected) && reseed_if_needed(c, e) < 0) return -1;
         uint64_t stable = rlog_stable(&r->d->log);
-        if (stable > c->pos) {
+        if (stable > c->scanned) {
             if (send_log(c, stable, e) < 0) return -1;
             continue;
         }
@@ -583,7 +615,7 @@ static int stream(sender_conn *c, err *e)
         if (c->qn > 0) {
             if (read_ack(c, 20, e) < 0) return -1;
         } else {
-            rlog_wait(&r->d->log, c->pos, 50);
+            rlog_wait(&r->d->log, c->scanned, 50);
         }
     }
     return 0;
@@ -613,6 +645,7 @@ static void *sender_main(void *arg)
                     backoff = 100;
                     atomic_store(&l->up, 1);
                     sender_conn c = {.l = l, .fd = fd, .pos = from ? from - 1 : 0};
+                    c.scanned = c.pos;
                     c.last_send = mono_ms();
                     atomic_store(&l->acked, c.pos);
                     atomic_store(&l->acked_known, 1);
@@ -880,9 +913,10 @@ static void collect_log(repl *r, uint64_t *collected)
     store_batch *b = store_batch_new(r->d->st);
     store_batch_delete_range(b, STORE_CF_RLOG, lo, 8, hi, 8);
     err e;
-    if (store_write(r->d->st, b, &e) == 0)
+    if (store_write(r->d->st, b, &e) == 0) {
         *collected = min;
-    else
+        atomic_store(&r->collected, min);
+    } else
         log_warn("replication log collection failed: %s", e.msg);
     store_batch_free(b);
 }
@@ -941,18 +975,21 @@ static int merge_settings(void *ctx, table *t, table_settings *s, store_batch *b
 {
     merge_ctx *m = ctx;
     (void)e;
-    if (m->incoming->version <= s->version) return 0;
+    if (!table_settings_newer(m->incoming, s)) return 0;
     table_settings old = *s;
     *s = *m->incoming;
-    const table_replica *me = table_settings_replica(&old, m->r->region);
-    if (!me || me->status != REPLICA_ACTIVE) return 0;
+    /* Owe a back-fill to every replica new to this region's view, whatever
+     * this region's own status: a partial copy is harmless under last writer
+     * wins, and it carries this region's own writes the new replica missed. */
     for (size_t i = 0; i < s->n_replicas; i++) {
         const char *region = s->replicas[i].region;
         if (strcmp(region, m->r->region) == 0 || table_settings_replica(&old, region)) continue;
         buf k;
         buf_init(&k);
         repl_backfill_marker(&k, region, t->uid);
-        store_batch_put(b, STORE_CF_META, k.data, k.len, "", 0);
+        uint8_t gen[8];
+        store_u64be(gen, s->version);
+        store_batch_put(b, STORE_CF_META, k.data, k.len, gen, 8);
         buf_free(&k);
     }
     return 0;
@@ -970,11 +1007,11 @@ int repl_apply_descriptor(repl *r, const char *source, const uint8_t *json, size
     bool member = table_settings_replica(&tmpl.settings, r->region) != NULL;
     if (!member) {
         if (local) {
-            uint64_t v;
+            table_settings local_settings;
             pthread_mutex_lock(&local->settings_mu);
-            v = local->settings.version;
+            local_settings = local->settings;
             pthread_mutex_unlock(&local->settings_mu);
-            if (tmpl.settings.version > v) {
+            if (table_settings_newer(&tmpl.settings, &local_settings)) {
                 table *gone = NULL;
                 log_info("replica of table %s in this region removed (by %s)", local->name, source);
                 err de;
@@ -1005,7 +1042,7 @@ int repl_apply_descriptor(repl *r, const char *source, const uint8_t *json, size
         pthread_mutex_lock(&local->settings_mu);
         old = local->settings;
         pthread_mutex_unlock(&local->settings_mu);
-        if (tmpl.settings.version > old.version) {
+        if (table_settings_newer(&tmpl.settings, &old)) {
             merge_ctx m = {.r = r, .incoming = &tmpl.settings, .old = &old};
             rc = catalog_update_settings(r->d->cat, local, merge_settings, &m, e);
             if (rc == 0) repl_kick(r);
@@ -1030,7 +1067,7 @@ static int activate(void *ctx, table *t, table_settings *s, store_batch *b, err 
         if (strcmp(s->replicas[i].region, a->r->region) == 0 &&
             s->replicas[i].status != REPLICA_ACTIVE) {
             s->replicas[i].status = REPLICA_ACTIVE;
-            s->version = hlc_now(&a->r->d->clock);
+            table_settings_stamp(s, hlc_now(&a->r->d->clock), a->r->region);
             a->seq = db_log_descriptor(a->r->d, t, s, b);
             a->logged = true;
         }
