@@ -4,6 +4,7 @@
  * returns: creating one is a single catalog write. */
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "api/ops.h"
@@ -500,8 +501,19 @@ static int delete_own_replica(op_ctx *c, table *t)
     if (x.logged) rlog_done(&c->d->log, x.seq);
     if (rc < 0) return -1;
     repl_kick(c->repl);
+    /* The writes made here and not yet sent keep going to the other replicas. */
+    table_settings s;
+    pthread_mutex_lock(&t->settings_mu);
+    s = t->settings;
+    pthread_mutex_unlock(&t->settings_mu);
+    char *json = catalog_descriptor_json(t, &s);
+    store_batch *b = store_batch_new(c->d->st);
+    repl_departed_record(b, t->uid, json, strlen(json));
+    free(json);
     table *gone;
-    if (catalog_delete(c->d->cat, t->account, t->name, true, NULL, &gone, c->e) < 0) return -1;
+    rc = catalog_delete(c->d->cat, t->account, t->name, true, b, &gone, c->e);
+    store_batch_free(b);
+    if (rc < 0) return -1;
     table_release(gone);
     return 0;
 }

@@ -166,6 +166,46 @@ void repl_backfill_marker(buf *key, const char *peer, const uint8_t uid[TABLE_UI
     buf_puts(key, h);
 }
 
+#define DEPARTED_PREFIX "departed/"
+
+void repl_departed_record(store_batch *b, const uint8_t uid[TABLE_UID_LEN],
+                          const void *descriptor_json, size_t len)
+{
+    char h[2 * TABLE_UID_LEN + 1];
+    hex(h, uid, TABLE_UID_LEN);
+    buf k;
+    buf_init(&k);
+    buf_puts(&k, DEPARTED_PREFIX);
+    buf_puts(&k, h);
+    store_batch_put(b, STORE_CF_META, k.data, k.len, descriptor_json, len);
+    buf_free(&k);
+}
+
+/* For a table whose replica departed from this region: does `peer` still get
+ * the writes made here before the departure? */
+static bool departed_peer_replicates(repl *r, const uint8_t *uid, const char *peer)
+{
+    char h[2 * TABLE_UID_LEN + 1];
+    hex(h, uid, TABLE_UID_LEN);
+    buf k, v;
+    buf_init(&k);
+    buf_init(&v);
+    buf_puts(&k, DEPARTED_PREFIX);
+    buf_puts(&k, h);
+    err e;
+    bool yes = false;
+    if (store_get(r->d->st, STORE_CF_META, k.data, k.len, &v, &e) == 1) {
+        table tmpl;
+        if (catalog_parse_descriptor((const char *)v.data, v.len, &tmpl) == 0) {
+            yes = table_settings_replica(&tmpl.settings, peer) != NULL;
+            catalog_free_template(&tmpl);
+        }
+    }
+    buf_free(&k);
+    buf_free(&v);
+    return yes;
+}
+
 void repl_kick(repl *r)
 {
     if (r) atomic_fetch_add(&r->kick_gen, 1);
@@ -176,9 +216,12 @@ void repl_kick(repl *r)
 typedef struct sender_conn {
     peer_link *l;
     int fd;
-    uint64_t pos;     /* last log position sent (the newest entry read so far) */
-    uint64_t scanned; /* the log has been read up to here (>= pos; holes after pos) */
-    bool bf_inflight; /* a back-fill was sent and its END is not acknowledged yet */
+    uint64_t pos;        /* last log position sent (the newest entry read so far) */
+    uint64_t scanned;    /* the log has been read up to here (>= pos; holes after pos) */
+    bool bf_inflight;    /* a back-fill was sent and its END is not acknowledged yet */
+    bool departed_known; /* cache of the last departed-table lookup: */
+    uint8_t departed_uid[TABLE_UID_LEN];
+    bool departed_send;
     inflight q[SEND_WINDOW];
     size_t qh, qn;
     uint64_t last_send;
@@ -489,8 +532,19 @@ static int send_log(sender_conn *c, uint64_t stable, err *e)
                 send = true; /* every region learns every descriptor change */
             } else {
                 table *t = catalog_get_uid(r->d->cat, en.table_uid);
-                send = t && peer_replicates(t, c->l->name);
-                if (t) table_release(t);
+                if (t) {
+                    send = peer_replicates(t, c->l->name);
+                    table_release(t);
+                } else if (en.origin && strcmp(en.origin, r->region) == 0) {
+                    /* Written here before this region's replica departed. */
+                    if (!c->departed_known ||
+                        memcmp(c->departed_uid, en.table_uid, TABLE_UID_LEN) != 0) {
+                        memcpy(c->departed_uid, en.table_uid, TABLE_UID_LEN);
+                        c->departed_send = departed_peer_replicates(r, en.table_uid, c->l->name);
+                        c->departed_known = true;
+                    }
+                    send = c->departed_send;
+                }
             }
         } else {
             log_error("skipping undecodable replication log entry %llu: %s",
@@ -1014,10 +1068,13 @@ int repl_apply_descriptor(repl *r, const char *source, const uint8_t *json, size
             if (table_settings_newer(&tmpl.settings, &local_settings)) {
                 table *gone = NULL;
                 log_info("replica of table %s in this region removed (by %s)", local->name, source);
-                err de;
-                if (catalog_delete(r->d->cat, local->account, local->name, true, NULL, &gone,
-                                   &de) == 0)
+                store_batch *b = store_batch_new(r->d->st);
+                repl_departed_record(b, tmpl.uid, json, len);
+                if (catalog_delete(r->d->cat, local->account, local->name, true, b, &gone, e) == 0)
                     table_release(gone);
+                else
+                    rc = -1;
+                store_batch_free(b);
             }
         }
     } else if (!local) {

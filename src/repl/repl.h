@@ -55,6 +55,12 @@ void repl_kick(repl *r);
 /* Progress (0-100) of the back-fill this region is sending to peer, or -1. */
 int repl_backfill_percent(repl *r, const char *peer);
 
+/* Records, in b, that this region's replica of table t departs: its writes
+ * still in the log keep going to the regions listed in `descriptor_json`
+ * (the replica set without this region) although the table is gone here. */
+void repl_departed_record(store_batch *b, const uint8_t uid[TABLE_UID_LEN],
+                          const void *descriptor_json, size_t len);
+
 /* Prometheus text for replication (appended to /metrics). */
 void repl_render_metrics(repl *r, buf *out);
 /* Links and lag as JSON for `meridian status` (GET /replication/status). */
