@@ -81,11 +81,14 @@ static void write_table_description(op_ctx *c, table *t, const char *status)
     else
         buf_puts(o, ",\"BillingModeSummary\":{\"BillingMode\":\"PROVISIONED\"}");
     buf_printf(o, ",\"DeletionProtectionEnabled\":%s", s.deletion_protection ? "true" : "false");
-    if (s.n_replicas > 0) {
+    if (table_settings_live(&s) > 0) {
         buf_puts(o, ",\"GlobalTableVersion\":\"2019.11.21\",\"Replicas\":[");
+        bool first_rep = true;
         for (size_t i = 0; i < s.n_replicas; i++) {
             const table_replica *rp = &s.replicas[i];
-            buf_puts(o, i ? ",{" : "{");
+            if (rp->removed) continue;
+            buf_puts(o, first_rep ? "{" : ",{");
+            first_rep = false;
             write_str_field(o, "RegionName", rp->region, false);
             write_str_field(o, "ReplicaStatus",
                             rp->status == REPLICA_ACTIVE ? "ACTIVE" : "CREATING", true);
@@ -399,7 +402,6 @@ typedef struct ddl_ctx {
  * replica region adopts the change (last writer wins on the version). */
 static void log_descriptor(ddl_ctx *x, table *t, table_settings *s, store_batch *b)
 {
-    table_settings_stamp(s, hlc_now(&x->c->d->clock), x->c->region);
     x->seq = db_log_descriptor(x->c->d, t, s, b);
     x->logged = true;
 }
@@ -425,34 +427,11 @@ static int apply_table_update(void *ctx, table *t, table_settings *s, store_batc
         return err_validation(c->e, "At least one of ProvisionedThroughput, BillingMode, "
                                     "UpdateStreamEnabled, GlobalSecondaryIndexUpdates or "
                                     "SSESpecification or ReplicaUpdates is required");
-    if (table_settings_replicated(s)) log_descriptor(x, t, s, b);
-    return 0;
-}
-
-static int insert_replica(table_settings *s, const char *region, replica_status st)
-{
-    if (s->n_replicas == TABLE_REPLICAS_MAX) return -1;
-    size_t i = 0;
-    while (i < s->n_replicas && strcmp(s->replicas[i].region, region) < 0)
-        i++;
-    memmove(&s->replicas[i + 1], &s->replicas[i], (s->n_replicas - i) * sizeof(table_replica));
-    memset(&s->replicas[i], 0, sizeof(table_replica));
-    snprintf(s->replicas[i].region, sizeof(s->replicas[i].region), "%s", region);
-    s->replicas[i].status = st;
-    s->n_replicas++;
-    return 0;
-}
-
-static void remove_replica(table_settings *s, const char *region)
-{
-    for (size_t i = 0; i < s->n_replicas; i++) {
-        if (strcmp(s->replicas[i].region, region) == 0) {
-            memmove(&s->replicas[i], &s->replicas[i + 1],
-                    (s->n_replicas - i - 1) * sizeof(table_replica));
-            s->n_replicas--;
-            return;
-        }
+    if (table_settings_replicated(s)) {
+        table_settings_stamp(s, hlc_now(&c->d->clock), c->region);
+        log_descriptor(x, t, s, b);
     }
+    return 0;
 }
 
 /* ReplicaUpdates Create/Delete, under the catalog's DDL lock. */
@@ -468,8 +447,10 @@ static int apply_replica_update(void *ctx, table *t, table_settings *s, store_ba
                                   "Failed to create a the new replica of table with name: '%s' "
                                   "because one or more replicas already existed as tables.",
                                   t->name);
-        if (s->n_replicas == 0) insert_replica(s, c->region, REPLICA_ACTIVE);
-        if (insert_replica(s, x->region, REPLICA_CREATING) < 0)
+        uint64_t v = hlc_now(&c->d->clock);
+        if (table_settings_live(s) == 0)
+            table_settings_add_replica(s, c->region, REPLICA_ACTIVE, v, c->region);
+        if (table_settings_add_replica(s, x->region, REPLICA_CREATING, v, c->region) < 0)
             return err_set(c->e, ERR_LIMIT_EXCEEDED, "A global table can have at most %d replicas",
                            TABLE_REPLICAS_MAX);
         /* This region owes the new replica a back-fill of its contents. */
@@ -486,7 +467,7 @@ static int apply_replica_update(void *ctx, table *t, table_settings *s, store_ba
                                   "Update global table operation failed because the replica in "
                                   "region %s does not exist for table %s",
                                   x->region, t->name);
-        remove_replica(s, x->region);
+        table_settings_remove_replica(s, x->region, hlc_now(&c->d->clock), c->region);
     }
     log_descriptor(x, t, s, b);
     return 0;

@@ -186,6 +186,10 @@ char *catalog_descriptor_json(const table *t, const table_settings *s)
         cJSON *r = cJSON_CreateObject();
         cJSON_AddStringToObject(r, "region", s->replicas[i].region);
         cJSON_AddStringToObject(r, "status", replica_status_name(s->replicas[i].status));
+        cJSON_AddBoolToObject(r, "removed", s->replicas[i].removed);
+        snprintf(numbuf, sizeof(numbuf), "%llu", (unsigned long long)s->replicas[i].version);
+        cJSON_AddStringToObject(r, "version", numbuf);
+        cJSON_AddStringToObject(r, "origin", s->replicas[i].origin);
         cJSON_AddItemToArray(reps, r);
     }
     char *text = cJSON_PrintUnformatted(o);
@@ -284,6 +288,12 @@ int catalog_parse_descriptor(const char *json, size_t len, table *tmpl)
         snprintf(s->replicas[s->n_replicas].region, sizeof(s->replicas[0].region), "%s", region);
         s->replicas[s->n_replicas].status =
             strcmp(status, "ACTIVE") == 0 ? REPLICA_ACTIVE : REPLICA_CREATING;
+        s->replicas[s->n_replicas].removed =
+            cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "removed"));
+        const char *rv = jstr(r, "version"), *ro = jstr(r, "origin");
+        s->replicas[s->n_replicas].version = rv ? strtoull(rv, NULL, 10) : 0;
+        if (ro && strlen(ro) <= REGION_NAME_MAX)
+            snprintf(s->replicas[s->n_replicas].origin, sizeof(s->replicas[0].origin), "%s", ro);
         s->n_replicas++;
     }
     rc = 0;
@@ -305,16 +315,120 @@ void table_settings_stamp(table_settings *s, uint64_t version, const char *origi
     snprintf(s->version_origin, sizeof(s->version_origin), "%s", origin);
 }
 
-bool table_settings_replicated(const table_settings *s)
+size_t table_settings_live(const table_settings *s)
 {
-    return s->n_replicas >= 2;
+    size_t n = 0;
+    for (size_t i = 0; i < s->n_replicas; i++)
+        if (!s->replicas[i].removed) n++;
+    return n;
 }
 
-const table_replica *table_settings_replica(const table_settings *s, const char *region)
+bool table_settings_replicated(const table_settings *s)
+{
+    return table_settings_live(s) >= 2;
+}
+
+static table_replica *find_entry(table_settings *s, const char *region)
 {
     for (size_t i = 0; i < s->n_replicas; i++)
         if (strcmp(s->replicas[i].region, region) == 0) return &s->replicas[i];
     return NULL;
+}
+
+const table_replica *table_settings_replica(const table_settings *s, const char *region)
+{
+    const table_replica *r = find_entry((table_settings *)s, region);
+    return r && !r->removed ? r : NULL;
+}
+
+/* A new entry, kept sorted by region; NULL if the list is full. */
+static table_replica *new_entry(table_settings *s, const char *region)
+{
+    if (s->n_replicas == TABLE_REPLICAS_MAX) return NULL;
+    size_t i = 0;
+    while (i < s->n_replicas && strcmp(s->replicas[i].region, region) < 0)
+        i++;
+    memmove(&s->replicas[i + 1], &s->replicas[i], (s->n_replicas - i) * sizeof(table_replica));
+    memset(&s->replicas[i], 0, sizeof(table_replica));
+    snprintf(s->replicas[i].region, sizeof(s->replicas[i].region), "%s", region);
+    s->n_replicas++;
+    return &s->replicas[i];
+}
+
+static void stamp_entry(table_replica *r, uint64_t version, const char *origin)
+{
+    r->version = version;
+    snprintf(r->origin, sizeof(r->origin), "%s", origin);
+}
+
+int table_settings_add_replica(table_settings *s, const char *region, replica_status st,
+                               uint64_t version, const char *origin)
+{
+    table_replica *r = find_entry(s, region);
+    if (!r && !(r = new_entry(s, region))) return -1;
+    r->status = st;
+    r->removed = false;
+    stamp_entry(r, version, origin);
+    return 0;
+}
+
+void table_settings_remove_replica(table_settings *s, const char *region, uint64_t version,
+                                   const char *origin)
+{
+    table_replica *r = find_entry(s, region);
+    if (!r) return;
+    r->removed = true;
+    stamp_entry(r, version, origin);
+}
+
+bool table_settings_activate(table_settings *s, const char *region)
+{
+    table_replica *r = find_entry(s, region);
+    if (!r || r->removed || r->status == REPLICA_ACTIVE) return false;
+    r->status = REPLICA_ACTIVE;
+    return true;
+}
+
+static int entry_cmp(const table_replica *a, const table_replica *b)
+{
+    if (a->version != b->version) return a->version < b->version ? -1 : 1;
+    int c = strcmp(a->origin, b->origin);
+    return c < 0 ? -1 : c > 0;
+}
+
+bool table_settings_merge(table_settings *local, const table_settings *in)
+{
+    bool changed = false;
+    if (table_settings_newer(in, local)) {
+        local->pay_per_request = in->pay_per_request;
+        local->rcu = in->rcu;
+        local->wcu = in->wcu;
+        local->deletion_protection = in->deletion_protection;
+        local->billing_changed_ms = in->billing_changed_ms;
+        local->version = in->version;
+        memcpy(local->version_origin, in->version_origin, sizeof(local->version_origin));
+        changed = true;
+    }
+    for (size_t i = 0; i < in->n_replicas; i++) {
+        const table_replica *ri = &in->replicas[i];
+        table_replica *rl = find_entry(local, ri->region);
+        if (!rl) {
+            if (!(rl = new_entry(local, ri->region))) continue; /* full: keep ours */
+            *rl = *ri;
+            changed = true;
+            continue;
+        }
+        int c = entry_cmp(ri, rl);
+        if (c > 0) {
+            *rl = *ri;
+            changed = true;
+        } else if (c == 0 && !rl->removed && ri->status == REPLICA_ACTIVE &&
+                   rl->status != REPLICA_ACTIVE) {
+            rl->status = REPLICA_ACTIVE;
+            changed = true;
+        }
+    }
+    return changed;
 }
 
 static table *table_from_json(const char *text, size_t len)

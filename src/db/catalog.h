@@ -40,9 +40,17 @@ typedef enum replica_status {
     REPLICA_ACTIVE = 2,
 } replica_status;
 
+/* One region's replica. Entries merge one by one on (version, origin), the
+ * change that added, re-added or removed the replica; a removed replica stays
+ * in the list (`removed`) so that an older add arriving later cannot revive
+ * it. Within one incarnation (same version) status only moves CREATING ->
+ * ACTIVE, so the replica's own activation never undoes anything else. */
 typedef struct table_replica {
     char region[REGION_NAME_MAX + 1];
     replica_status status;
+    bool removed;
+    uint64_t version;
+    char origin[REGION_NAME_MAX + 1];
 } table_replica;
 
 /* Everything about a table that can change after creation. For a global
@@ -135,12 +143,28 @@ char *catalog_descriptor_json(const table *t, const table_settings *s);
  * catalog_free_template). Returns -1 on malformed input. */
 int catalog_parse_descriptor(const char *json, size_t len, table *tmpl);
 void catalog_free_template(table *tmpl);
-/* Descriptor order: version, then version_origin (like item versions). */
+/* Descriptor order: version, then version_origin (like item versions). The
+ * version orders the settings fields (billing, throughput, protection);
+ * replica entries carry their own versions. */
 bool table_settings_newer(const table_settings *a, const table_settings *b);
+/* Merges a received descriptor into local: settings fields if newer, replica
+ * entries one by one (see table_replica). Returns true if local changed. */
+bool table_settings_merge(table_settings *local, const table_settings *incoming);
+/* Adds (or re-adds) region's replica as a new incarnation; -1 if full. */
+int table_settings_add_replica(table_settings *s, const char *region, replica_status st,
+                               uint64_t version, const char *origin);
+/* Marks region's replica removed (kept as a removal entry). */
+void table_settings_remove_replica(table_settings *s, const char *region, uint64_t version,
+                                   const char *origin);
+/* CREATING -> ACTIVE for region's current incarnation; true if it changed. */
+bool table_settings_activate(table_settings *s, const char *region);
+/* Replicas not removed. */
+size_t table_settings_live(const table_settings *s);
 /* Records a change made now in region `origin`. */
 void table_settings_stamp(table_settings *s, uint64_t version, const char *origin);
 /* True if the table replicates (it has replicas in other regions). */
 bool table_settings_replicated(const table_settings *s);
+/* The live (not removed) replica of region, or NULL. */
 const table_replica *table_settings_replica(const table_settings *s, const char *region);
 
 /* Snapshot of all tables (counted refs) for background work; free with

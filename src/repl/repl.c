@@ -1020,33 +1020,53 @@ static void *accept_main(void *arg)
 typedef struct merge_ctx {
     repl *r;
     const table_settings *incoming;
-    const table_settings *old;
 } merge_ctx;
 
-/* Adopts a newer descriptor; owes a back-fill to every replica region that
- * is new to this region's view (if this region's own replica is complete). */
+/* Merges a received descriptor (table_settings_merge) and owes a back-fill
+ * to every replica that is new to this region's view, whatever this region's
+ * own status: a partial copy is harmless under last writer wins, and it
+ * carries this region's own writes the new replica would otherwise miss. */
 static int merge_settings(void *ctx, table *t, table_settings *s, store_batch *b, err *e)
 {
     merge_ctx *m = ctx;
     (void)e;
-    if (!table_settings_newer(m->incoming, s)) return 0;
     table_settings old = *s;
-    *s = *m->incoming;
-    /* Owe a back-fill to every replica new to this region's view, whatever
-     * this region's own status: a partial copy is harmless under last writer
-     * wins, and it carries this region's own writes the new replica missed. */
+    if (!table_settings_merge(s, m->incoming)) return 0;
     for (size_t i = 0; i < s->n_replicas; i++) {
-        const char *region = s->replicas[i].region;
-        if (strcmp(region, m->r->region) == 0 || table_settings_replica(&old, region)) continue;
+        const table_replica *rp = &s->replicas[i];
+        if (rp->removed || strcmp(rp->region, m->r->region) == 0 ||
+            table_settings_replica(&old, rp->region))
+            continue;
         buf k;
         buf_init(&k);
-        repl_backfill_marker(&k, region, t->uid);
+        repl_backfill_marker(&k, rp->region, t->uid);
         uint8_t gen[8];
-        store_u64be(gen, s->version);
+        store_u64be(gen, rp->version);
         store_batch_put(b, STORE_CF_META, k.data, k.len, gen, 8);
         buf_free(&k);
     }
     return 0;
+}
+
+/* This region's replica was removed elsewhere: drop the local table, and
+ * keep sending the writes made here before to the remaining replicas. */
+static int depart(repl *r, table *t, const char *source, err *e)
+{
+    table_settings s;
+    pthread_mutex_lock(&t->settings_mu);
+    s = t->settings;
+    pthread_mutex_unlock(&t->settings_mu);
+    char *json = catalog_descriptor_json(t, &s);
+    store_batch *b = store_batch_new(r->d->st);
+    repl_departed_record(b, t->uid, json, strlen(json));
+    free(json);
+    log_info("replica of table %s in this region removed (by %s)", t->name, source);
+    table *gone = NULL;
+    int rc = catalog_delete(r->d->cat, t->account, t->name, true, b, &gone, e);
+    store_batch_free(b);
+    if (rc == 0) table_release(gone);
+    if (rc < 0 && e->code == ERR_RESOURCE_NOT_FOUND) rc = 0;
+    return rc;
 }
 
 int repl_apply_descriptor(repl *r, const char *source, const uint8_t *json, size_t len, err *e)
@@ -1057,53 +1077,40 @@ int repl_apply_descriptor(repl *r, const char *source, const uint8_t *json, size
     int rc = 0;
     /* Later descriptor changes made here must order after this one. */
     hlc_observe(&r->d->clock, tmpl.settings.version);
+    for (size_t i = 0; i < tmpl.settings.n_replicas; i++)
+        hlc_observe(&r->d->clock, tmpl.settings.replicas[i].version);
     table *local = catalog_get_uid(r->d->cat, tmpl.uid);
-    bool member = table_settings_replica(&tmpl.settings, r->region) != NULL;
-    if (!member) {
-        if (local) {
-            table_settings local_settings;
-            pthread_mutex_lock(&local->settings_mu);
-            local_settings = local->settings;
-            pthread_mutex_unlock(&local->settings_mu);
-            if (table_settings_newer(&tmpl.settings, &local_settings)) {
-                table *gone = NULL;
-                log_info("replica of table %s in this region removed (by %s)", local->name, source);
-                store_batch *b = store_batch_new(r->d->st);
-                repl_departed_record(b, tmpl.uid, json, len);
-                if (catalog_delete(r->d->cat, local->account, local->name, true, b, &gone, e) == 0)
-                    table_release(gone);
-                else
-                    rc = -1;
-                store_batch_free(b);
-            }
-        }
-    } else if (!local) {
-        table *clash = catalog_get(r->d->cat, tmpl.account, tmpl.name);
-        if (clash) {
-            log_error("cannot create replica of table %s: a different table of that name "
-                      "exists here",
-                      tmpl.name);
-            table_release(clash);
-        } else {
-            table *t = NULL;
-            rc = catalog_create(r->d->cat, &tmpl, &t, e);
-            if (rc == 0) {
-                log_info("created replica of table %s (from %s)", t->name, source);
-                table_release(t);
-            } else if (e->code == ERR_RESOURCE_IN_USE) {
-                rc = 0;
+    if (!local) {
+        if (table_settings_replica(&tmpl.settings, r->region)) {
+            table *clash = catalog_get(r->d->cat, tmpl.account, tmpl.name);
+            if (clash) {
+                log_error("cannot create replica of table %s: a different table of that name "
+                          "exists here",
+                          tmpl.name);
+                table_release(clash);
+            } else {
+                table *t = NULL;
+                rc = catalog_create(r->d->cat, &tmpl, &t, e);
+                if (rc == 0) {
+                    log_info("created replica of table %s (from %s)", t->name, source);
+                    table_release(t);
+                } else if (e->code == ERR_RESOURCE_IN_USE) {
+                    rc = 0;
+                }
             }
         }
     } else {
-        table_settings old;
+        table_settings probe;
         pthread_mutex_lock(&local->settings_mu);
-        old = local->settings;
+        probe = local->settings;
         pthread_mutex_unlock(&local->settings_mu);
-        if (table_settings_newer(&tmpl.settings, &old)) {
-            merge_ctx m = {.r = r, .incoming = &tmpl.settings, .old = &old};
+        if (table_settings_merge(&probe, &tmpl.settings)) {
+            merge_ctx m = {.r = r, .incoming = &tmpl.settings};
             rc = catalog_update_settings(r->d->cat, local, merge_settings, &m, e);
             if (rc == 0) repl_kick(r);
+            if (rc < 0 && e->code == ERR_RESOURCE_NOT_FOUND) rc = 0;
         }
+        if (rc == 0 && !table_settings_replica(&probe, r->region)) rc = depart(r, local, source, e);
     }
     if (local) table_release(local);
     catalog_free_template(&tmpl);
@@ -1120,14 +1127,11 @@ static int activate(void *ctx, table *t, table_settings *s, store_batch *b, err 
 {
     activate_ctx *a = ctx;
     (void)e;
-    for (size_t i = 0; i < s->n_replicas; i++) {
-        if (strcmp(s->replicas[i].region, a->r->region) == 0 &&
-            s->replicas[i].status != REPLICA_ACTIVE) {
-            s->replicas[i].status = REPLICA_ACTIVE;
-            table_settings_stamp(s, hlc_now(&a->r->d->clock), a->r->region);
-            a->seq = db_log_descriptor(a->r->d, t, s, b);
-            a->logged = true;
-        }
+    /* Only this replica's status changes: the settings version is left alone,
+     * so the activation cannot undo a settings change made elsewhere. */
+    if (table_settings_activate(s, a->r->region)) {
+        a->seq = db_log_descriptor(a->r->d, t, s, b);
+        a->logged = true;
     }
     return 0;
 }
