@@ -477,25 +477,26 @@ static int apply_replica_update(void *ctx, table *t, table_settings *s, store_ba
  * (a logged descriptor without it), then the local table goes. */
 static int delete_own_replica(op_ctx *c, table *t)
 {
-    ddl_ctx x = {.c = c, .region = c->region, .create = false};
-    int rc = catalog_update_settings(c->d->cat, t, apply_replica_update, &x, c->e);
-    if (x.logged) rlog_done(&c->d->log, x.seq);
-    if (rc < 0) return -1;
-    repl_kick(c->repl);
-    /* The writes made here and not yet sent keep going to the other replicas. */
+    /* One atomic batch: the descriptor without this region (logged, so the
+     * others learn it), the departed record (so the writes made here and not
+     * yet sent still go to the other replicas), and the local table's removal. */
     table_settings s;
     pthread_mutex_lock(&t->settings_mu);
     s = t->settings;
     pthread_mutex_unlock(&t->settings_mu);
-    char *json = catalog_descriptor_json(t, &s);
+    table_settings_remove_replica(&s, c->region, hlc_now(&c->d->clock), c->region);
     store_batch *b = store_batch_new(c->d->st);
+    uint64_t seq = db_log_descriptor(c->d, t, &s, b);
+    char *json = catalog_descriptor_json(t, &s);
     repl_departed_record(b, t->uid, json, strlen(json));
     free(json);
     table *gone;
-    rc = catalog_delete(c->d->cat, t->account, t->name, true, b, &gone, c->e);
+    int rc = catalog_delete(c->d->cat, t->account, t->name, true, b, &gone, c->e);
+    rlog_done(&c->d->log, seq);
     store_batch_free(b);
     if (rc < 0) return -1;
     table_release(gone);
+    repl_kick(c->repl);
     return 0;
 }
 

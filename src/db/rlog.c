@@ -2,6 +2,7 @@
 #include "db/rlog.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <time.h>
 
 void rlog_init(rlog *l, uint64_t last_on_disk)
@@ -15,19 +16,27 @@ void rlog_init(rlog *l, uint64_t last_on_disk)
     l->next = last_on_disk + 1;
     l->stable = last_on_disk;
     l->n_out = 0;
+    l->cap = 64;
+    l->out = malloc(l->cap * sizeof(*l->out));
+    if (!l->out) abort();
 }
 
 void rlog_destroy(rlog *l)
 {
     pthread_mutex_destroy(&l->mu);
     pthread_cond_destroy(&l->advanced);
+    free(l->out);
+    l->out = NULL;
 }
 
 uint64_t rlog_reserve(rlog *l, uint32_t n)
 {
     pthread_mutex_lock(&l->mu);
-    while (l->n_out == RLOG_MAX_OUTSTANDING)
-        pthread_cond_wait(&l->advanced, &l->mu);
+    if (l->n_out == l->cap) {
+        l->cap *= 2;
+        l->out = realloc(l->out, l->cap * sizeof(*l->out));
+        if (!l->out) abort();
+    }
     uint64_t first = l->next;
     l->next += n;
     l->out[l->n_out].first = first;

@@ -20,27 +20,26 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define RLOG_MAX_OUTSTANDING 4096
-
 typedef struct rlog {
     pthread_mutex_t mu;
     pthread_cond_t advanced; /* broadcast whenever stable grows */
     uint64_t next;           /* next seq to reserve */
     uint64_t stable;         /* watermark: see above */
-    /* Outstanding reservations in increasing order: [first, first + n). */
-    size_t n_out;
-    struct {
+    /* Outstanding reservations in increasing order: [first, first + n). The
+     * array grows as needed: reserving never blocks, so it is safe while
+     * holding other locks. */
+    size_t n_out, cap;
+    struct rlog_reservation {
         uint64_t first;
         uint32_t n;
         bool done;
-    } out[RLOG_MAX_OUTSTANDING];
+    } * out;
 } rlog;
 
 /* last_on_disk: the largest seq found in the rlog column family (0 if none). */
 void rlog_init(rlog *l, uint64_t last_on_disk);
 void rlog_destroy(rlog *l);
-/* Reserves n consecutive seqs; returns the first. Blocks while too many
- * reservations are outstanding. */
+/* Reserves n consecutive seqs; returns the first. Never blocks on others. */
 uint64_t rlog_reserve(rlog *l, uint32_t n);
 /* Marks a reservation finished (its batch committed or failed). */
 void rlog_done(rlog *l, uint64_t first);

@@ -696,7 +696,7 @@ static void *sender_main(void *arg)
                 } else {
                     log_info("replication link to %s up (from position %llu)", l->name,
                              (unsigned long long)from);
-                    backoff = 100;
+                    uint64_t up_since = mono_ms();
                     atomic_store(&l->up, 1);
                     sender_conn c = {.l = l, .fd = fd, .pos = from ? from - 1 : 0};
                     c.scanned = c.pos;
@@ -705,6 +705,10 @@ static void *sender_main(void *arg)
                     atomic_store(&l->acked_known, 1);
                     if (stream(&c, &e) < 0 && atomic_load(&r->running))
                         log_warn("replication link to %s down: %s", l->name, e.msg);
+                    /* Back off afresh only after a link that worked for a while:
+                     * one that fails at once (say, a batch the peer cannot
+                     * apply) is retried ever more slowly. */
+                    if (mono_ms() - up_since > 10000) backoff = 100;
                     atomic_store(&l->up, 0);
                 }
             } else if (atomic_load(&r->running)) {

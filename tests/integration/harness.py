@@ -927,9 +927,11 @@ class _ProxyPair:
                 data = src.recv(p.bufsize)
                 if not data or self.closed:
                     break
-                dst.sendall(data)
+                # Counted before sending, so a reader that has received the
+                # bytes always sees them counted.
                 with p._lock:
                     p.bytes_forwarded += len(data)
+                dst.sendall(data)
         except (OSError, ValueError):
             pass
         finally:

@@ -92,7 +92,11 @@ class AdminCommandsTest(unittest.TestCase):
         self.assertTrue(found, "no region listed the conflicting key")
 
     def test_4_status_shows_links_and_replicas(self):
-        rc, out, err = self.run_cmd("status", "--endpoint", self.cluster[self.names[0]].endpoint)
+        # Links cut by the earlier tests reconnect with a backoff of up to 2 s.
+        ep = self.cluster[self.names[0]].endpoint
+        wait_until(lambda: self.run_cmd("status", "--endpoint", ep)[1].count(" up ") == 2, 30,
+                   what="both links of %s to be up" % self.names[0])
+        rc, out, err = self.run_cmd("status", "--endpoint", ep)
         self.assertEqual(rc, 0, out + err)
         self.assertIn("region %s" % self.names[0], out)
         for n in self.names[1:]:
