@@ -1,7 +1,8 @@
 /* ops_table.c - table operations: CreateTable, DescribeTable, ListTables,
- * DeleteTable, UpdateTable (single-region settings; ReplicaUpdates come
- * with global tables in issue 3). Tables are ACTIVE as soon as CreateTable
- * returns: creating one is a single catalog write. */
+ * DeleteTable, UpdateTable, including global tables (ReplicaUpdates Create /
+ * Delete, Replicas in DescribeTable, DeleteTable of a replica; see
+ * docs/REPLICATION.md). Tables are ACTIVE as soon as CreateTable returns:
+ * creating one is a single catalog write. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -7,7 +7,7 @@
  *   receive ts_m:      last = max(last, ts_m); then as a local event
  * so every timestamp this region issues is larger than every timestamp it has
  * issued or observed before, whatever the wall clock does. The version of a
- * write is (timestamp, origin region); issue 3 compares versions for
+ * write is (timestamp, origin region); replication compares versions for
  * last-writer-wins with the region name as the tie-breaker.
  * All functions are thread-safe (lock-free CAS on one 64-bit word).
  */

@@ -3,20 +3,22 @@
  *
  * Record format (value in the items column family; key: codec.h):
  *     byte 0      record format (1)
- *     byte 1      flags (bit 0: tombstone, reserved for issue 3)
+ *     byte 1      flags (bit 0: tombstone: a delete in a global table)
  *     bytes 2-9   version timestamp, HLC (u64 big-endian, see clock/hlc.h)
  *     byte 10     length L of the origin region name (1..255)
  *     L bytes     origin region name
  *     rest        item encoding (item/codec.h)
- * The version (timestamp, origin) is what issue 3's last-writer-wins compares.
+ * The version (timestamp, origin) is what last-writer-wins compares
+ * (db_version_cmp; docs/REPLICATION.md).
  *
  * Writes: db_write() is the single write path. Under a striped lock per
  * item key it reads the current item, lets the caller's mutate callback
  * decide the new item (conditions are evaluated there, on the current item),
- * stamps a fresh HLC version and commits every item of the call in one
- * atomic, durable RocksDB batch. The replication log entry of each write will
- * be appended to that same batch (issue 3), so an item and its log entry are
- * always committed together or not at all.
+ * stamps a fresh HLC version (always above the version it replaces) and
+ * commits every item of the call in one atomic, durable RocksDB batch. For a
+ * global table the replication log entry of each write is appended to that
+ * same batch, so an item and its log entry are always committed together or
+ * not at all, and a delete leaves a versioned tombstone.
  */
 #ifndef MERIDIAN_DB_H
 #define MERIDIAN_DB_H

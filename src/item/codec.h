@@ -13,7 +13,7 @@
  *     Query is one forward or backward range walk;
  *   - a table's partitions are spread over the 32-bit hash space, so Scan
  *     segment i of N is the hash range [i*2^32/N, (i+1)*2^32/N), and replica
- *     digests (issue 3) can be computed per hash range.
+ *     digests (meridian verify) are computed per hash range.
  * The hash (key_hash) is part of the on-disk format and must never change.
  */
 #ifndef MERIDIAN_CODEC_H

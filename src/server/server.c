@@ -274,8 +274,8 @@ void server_config_free(server_config *cfg)
     memset(cfg, 0, sizeof(*cfg));
 }
 
-/* The cluster key authenticates links between regions (issue 3). It is
- * checked now so a deployment's configuration is complete from day one. */
+/* Reads the cluster key, which authenticates links between regions
+ * (challenge-response, repl/wire.h): 16 to CLUSTER_KEY_MAX bytes. */
 static int check_cluster_key(const char *path, char *key, size_t *key_len)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);

@@ -3,7 +3,7 @@
  * One RocksDB database per region process, with column families:
  *   meta   table catalog and counters (db/catalog.c owns the key layout)
  *   items  item records keyed by item/codec.h key_encode_item
- *   rlog   replication log (issue 3: appended in the same batch as the item)
+ *   rlog   replication log (appended in the same batch as the item; db/rlog.h)
  * RocksDB's C API (malloc'ed error strings, malloc'ed values) stays behind
  * this interface; callers see err and buf.
  *
