@@ -1708,7 +1708,7 @@ static void test_db_open_allocates_conflict_ring(void **state)
  * wins; it is a conflict unless it replaced exactly the local version. */
 static void test_conflict_rule(void **state)
 {
-    one o;
+    static one o; /* static: still valid in teardown if an assertion fails */
     one_open(&o, "eu-west-1");
     arena a;
     arena_init(&a);
@@ -1794,7 +1794,7 @@ static void test_conflict_rule(void **state)
  * conflicts; within one batch as well as in a later one. */
 static void test_duplicate_apply_is_noop(void **state)
 {
-    one o;
+    static one o; /* static: still valid in teardown if an assertion fails */
     one_open(&o, "eu-west-1");
     arena a;
     arena_init(&a);
@@ -1874,7 +1874,7 @@ static void test_duplicate_apply_is_noop(void **state)
  * order of arrival; a local delete leaves a tombstone that does the same. */
 static void test_tombstone_vs_put(void **state)
 {
-    one o;
+    static one o; /* static: still valid in teardown if an assertion fails */
     one_open(&o, "eu-west-1");
     arena a;
     arena_init(&a);
@@ -1971,7 +1971,7 @@ static void test_tombstone_vs_put(void **state)
  * watermark covers every entry on disk. */
 static void test_log_continues_after_restart(void **state)
 {
-    one o;
+    static one o; /* static: still valid in teardown if an assertion fails */
     one_open(&o, "eu-west-1");
     arena a;
     arena_init(&a);
