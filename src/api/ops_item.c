@@ -189,10 +189,8 @@ int op_put_item(op_ctx *c)
     const char *name, *rv;
     if (req_string(c, c->req, "TableName", true, &name) < 0) return -1;
     if (reject_legacy(c, "Expected", "ConditionExpression") < 0) return -1;
-    const cJSON *item_json = req_get(c->req, "Item");
-    if (!item_json)
-        return err_validation(c->e, "1 validation error detected: Value null at 'item' failed "
-                                    "to satisfy constraint: Member must not be null");
+    const cJSON *item_json = req_required(c, c->req, "Item");
+    if (!item_json) return -1;
     if (!cJSON_IsObject(item_json))
         return err_set(c->e, ERR_SERIALIZATION, "Unexpected value type in payload");
     if (parse_return_values(c, &rv, true) < 0) return -1;
@@ -222,10 +220,8 @@ int op_delete_item(op_ctx *c)
     const char *name, *rv;
     if (req_string(c, c->req, "TableName", true, &name) < 0) return -1;
     if (reject_legacy(c, "Expected", "ConditionExpression") < 0) return -1;
-    const cJSON *key = req_get(c->req, "Key");
-    if (!key)
-        return err_validation(c->e, "1 validation error detected: Value null at 'key' failed to "
-                                    "satisfy constraint: Member must not be null");
+    const cJSON *key = req_required(c, c->req, "Key");
+    if (!key) return -1;
     if (parse_return_values(c, &rv, true) < 0) return -1;
     if (req_table(c, name, &w.t) < 0) return -1;
     int rc = -1;
@@ -268,10 +264,8 @@ int op_update_item(op_ctx *c)
     if (req_string(c, c->req, "TableName", true, &name) < 0) return -1;
     if (reject_legacy(c, "Expected", "ConditionExpression") < 0) return -1;
     if (reject_legacy(c, "AttributeUpdates", "UpdateExpression") < 0) return -1;
-    const cJSON *key = req_get(c->req, "Key");
-    if (!key)
-        return err_validation(c->e, "1 validation error detected: Value null at 'key' failed to "
-                                    "satisfy constraint: Member must not be null");
+    const cJSON *key = req_required(c, c->req, "Key");
+    if (!key) return -1;
     if (parse_return_values(c, &rv, false) < 0) return -1;
     if (req_string(c, c->req, "UpdateExpression", false, &text) < 0) return -1;
     if (req_table(c, name, &w.t) < 0) return -1;
@@ -299,10 +293,8 @@ int op_get_item(op_ctx *c)
     const char *name, *proj_text;
     if (req_string(c, c->req, "TableName", true, &name) < 0) return -1;
     if (reject_legacy(c, "AttributesToGet", "ProjectionExpression") < 0) return -1;
-    const cJSON *key = req_get(c->req, "Key");
-    if (!key)
-        return err_validation(c->e, "1 validation error detected: Value null at 'key' failed to "
-                                    "satisfy constraint: Member must not be null");
+    const cJSON *key = req_required(c, c->req, "Key");
+    if (!key) return -1;
     bool consistent = false;
     if (req_bool(c, c->req, "ConsistentRead", &consistent) < 0) return -1;
     if (req_string(c, c->req, "ProjectionExpression", false, &proj_text) < 0) return -1;

@@ -25,6 +25,28 @@ static int table_name_param(op_ctx *c, const char **name)
 
 static int delete_own_replica(op_ctx *c, table *t);
 
+/* TableName of a table operation, looked up in the caller's account (counted
+ * reference), with DynamoDB's table-operation "not found" message. */
+static int table_param(op_ctx *c, const char **name, table **out)
+{
+    if (table_name_param(c, name) < 0) return -1;
+    *out = catalog_get(c->d->cat, c->account, *name);
+    if (!*out)
+        return err_set(c->e, ERR_RESOURCE_NOT_FOUND,
+                       "Requested resource not found: Table: %s not found", *name);
+    return 0;
+}
+
+static void write_table_description(op_ctx *c, table *t, const char *status);
+
+/* The whole response {"<key>": TableDescription}. */
+static void respond_description(op_ctx *c, const char *key, table *t, const char *status)
+{
+    buf_printf(c->out, "{\"%s\":", key);
+    write_table_description(c, t, status);
+    buf_putc(c->out, '}');
+}
+
 static void write_str_field(buf *out, const char *name, const char *val, bool comma)
 {
     if (comma) buf_putc(out, ',');
@@ -305,9 +327,7 @@ int op_create_table(op_ctx *c)
 
     table *t;
     if (catalog_create(c->d->cat, &tmpl, &t, c->e) < 0) return -1;
-    buf_puts(c->out, "{\"TableDescription\":");
-    write_table_description(c, t, "ACTIVE");
-    buf_putc(c->out, '}');
+    respond_description(c, "TableDescription", t, "ACTIVE");
     table_release(t);
     return 0;
 }
@@ -315,14 +335,9 @@ int op_create_table(op_ctx *c)
 int op_describe_table(op_ctx *c)
 {
     const char *name;
-    if (table_name_param(c, &name) < 0) return -1;
-    table *t = catalog_get(c->d->cat, c->account, name);
-    if (!t)
-        return err_set(c->e, ERR_RESOURCE_NOT_FOUND,
-                       "Requested resource not found: Table: %s not found", name);
-    buf_puts(c->out, "{\"Table\":");
-    write_table_description(c, t, "ACTIVE");
-    buf_putc(c->out, '}');
+    table *t;
+    if (table_param(c, &name, &t) < 0) return -1;
+    respond_description(c, "Table", t, "ACTIVE");
     table_release(t);
     return 0;
 }
@@ -359,11 +374,8 @@ int op_list_tables(op_ctx *c)
 int op_delete_table(op_ctx *c)
 {
     const char *name;
-    if (table_name_param(c, &name) < 0) return -1;
-    table *t = catalog_get(c->d->cat, c->account, name);
-    if (!t)
-        return err_set(c->e, ERR_RESOURCE_NOT_FOUND,
-                       "Requested resource not found: Table: %s not found", name);
+    table *t;
+    if (table_param(c, &name, &t) < 0) return -1;
     pthread_mutex_lock(&t->settings_mu);
     bool global = table_settings_replicated(&t->settings);
     bool protected_ = t->settings.deletion_protection;
@@ -375,18 +387,14 @@ int op_delete_table(op_ctx *c)
                                                    "protection first.")
                             : delete_own_replica(c, t);
         if (rc == 0) {
-            buf_puts(c->out, "{\"TableDescription\":");
-            write_table_description(c, t, "DELETING");
-            buf_putc(c->out, '}');
+            respond_description(c, "TableDescription", t, "DELETING");
         }
         table_release(t);
         return rc;
     }
     table_release(t);
     if (catalog_delete(c->d->cat, c->account, name, false, NULL, &t, c->e) < 0) return -1;
-    buf_puts(c->out, "{\"TableDescription\":");
-    write_table_description(c, t, "DELETING");
-    buf_putc(c->out, '}');
+    respond_description(c, "TableDescription", t, "DELETING");
     table_release(t);
     return 0;
 }
@@ -534,20 +542,17 @@ static int replica_update(op_ctx *c, table *t)
 int op_update_table(op_ctx *c)
 {
     const char *name;
-    if (table_name_param(c, &name) < 0) return -1;
-    if (req_get(c->req, "GlobalSecondaryIndexUpdates"))
+    table *t;
+    if (table_param(c, &name, &t) < 0) return -1;
+    if (req_get(c->req, "GlobalSecondaryIndexUpdates")) {
+        table_release(t);
         return unsupported(c, "GlobalSecondaryIndexUpdates");
-    table *t = catalog_get(c->d->cat, c->account, name);
-    if (!t)
-        return err_set(c->e, ERR_RESOURCE_NOT_FOUND,
-                       "Requested resource not found: Table: %s not found", name);
+    }
     int rc;
     if (req_get(c->req, "ReplicaUpdates")) {
         rc = replica_update(c, t);
         if (rc == 0 && t->deleted) { /* this region's own replica was removed */
-            buf_puts(c->out, "{\"TableDescription\":");
-            write_table_description(c, t, "DELETING");
-            buf_putc(c->out, '}');
+            respond_description(c, "TableDescription", t, "DELETING");
             table_release(t);
             return 0;
         }
@@ -558,9 +563,7 @@ int op_update_table(op_ctx *c)
         if (x.logged && rc == 0) repl_kick(c->repl);
     }
     if (rc == 0) {
-        buf_puts(c->out, "{\"TableDescription\":");
-        write_table_description(c, t, "ACTIVE");
-        buf_putc(c->out, '}');
+        respond_description(c, "TableDescription", t, "ACTIVE");
     }
     table_release(t);
     return rc;

@@ -15,19 +15,22 @@ const cJSON *req_get(const cJSON *o, const char *name)
     return (v && !cJSON_IsNull(v)) ? v : NULL;
 }
 
-int req_string(op_ctx *c, const cJSON *o, const char *name, bool required, const char **out)
+const cJSON *req_required(op_ctx *c, const cJSON *o, const char *name)
 {
     const cJSON *v = req_get(o, name);
+    if (!v)
+        err_validation(c->e,
+                       "1 validation error detected: Value null at '%c%s' failed to satisfy "
+                       "constraint: Member must not be null",
+                       (name[0] >= 'A' && name[0] <= 'Z') ? name[0] + 32 : name[0], name + 1);
+    return v;
+}
+
+int req_string(op_ctx *c, const cJSON *o, const char *name, bool required, const char **out)
+{
+    const cJSON *v = required ? req_required(c, o, name) : req_get(o, name);
     *out = NULL;
-    if (!v) {
-        if (required)
-            return err_validation(c->e,
-                                  "1 validation error detected: Value null at '%c%s' failed to "
-                                  "satisfy constraint: Member must not be null",
-                                  (name[0] >= 'A' && name[0] <= 'Z') ? name[0] + 32 : name[0],
-                                  name + 1);
-        return 0;
-    }
+    if (!v) return required ? -1 : 0;
     if (!cJSON_IsString(v))
         return err_set(c->e, ERR_SERIALIZATION, "Unexpected value type in payload");
     *out = v->valuestring;

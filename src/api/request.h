@@ -52,6 +52,9 @@ typedef int (*op_fn)(op_ctx *c);
  * optional parameter yields the default and returns 0. */
 const cJSON *req_get(const cJSON *o, const char *name); /* case-sensitive; NULL if absent or null */
 int req_string(op_ctx *c, const cJSON *o, const char *name, bool required, const char **out);
+/* A required member (any JSON type): NULL with DynamoDB's "Value null at
+ * '<name>'" ValidationException (name with a lower-case first letter) if absent. */
+const cJSON *req_required(op_ctx *c, const cJSON *o, const char *name);
 int req_bool(op_ctx *c, const cJSON *o, const char *name, bool *out);
 int req_int(op_ctx *c, const cJSON *o, const char *name, bool *present, long long *out);
 
