@@ -5,11 +5,13 @@
  * TableDigest {TableName, Ranges}: splits the table's 32-bit key-hash space
  * into Ranges equal ranges (the same split as Scan segments) and returns per
  * range the number of records and a digest: the sum mod 2^64 of the first 8
- * bytes of SHA-256(key | record) over its records (items and tombstones, with
- * their versions). Regions holding the same records give the same digests
- * whatever their local table ids, so comparing digests compares contents.
- * RangeKeys {TableName, Ranges, Range}: the records of one range (key,
- * version, tombstone, record hash), to name the keys that differ.
+ * bytes of SHA-256(key | record) over its live items (with their versions).
+ * Tombstones are left out: each region collects them on its own schedule, and
+ * a tombstone and no record at all both mean "absent". Regions holding the
+ * same items give the same digests whatever their local table ids, so
+ * comparing digests compares contents.
+ * RangeKeys {TableName, Ranges, Range}: the items of one range (key, version,
+ * record hash), to name the keys that differ.
  * ListConflicts {TableName, Limit}: the newest conflicts seen here. */
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -73,11 +75,11 @@ int op_table_digest(op_ctx *c)
         size_t kl, vl;
         const uint8_t *k = store_iter_key(it, &kl);
         const uint8_t *v = store_iter_value(it, &vl);
-        if (kl < 12) continue;
+        if (kl < 12 || (vl > 1 && (v[1] & RECORD_FLAG_TOMBSTONE))) continue;
         size_t r = range_of(k, kl, ranges);
         sum[r] += record_hash(k, kl, v, vl);
         count[r]++;
-        if (!(vl > 1 && (v[1] & 1))) live++;
+        live++;
     }
     int rc = store_iter_status(it, c->e);
     store_iter_free(it);
@@ -131,7 +133,8 @@ int op_range_keys(op_ctx *c)
         size_t kl, vl;
         const uint8_t *k = store_iter_key(it, &kl);
         const uint8_t *v = store_iter_value(it, &vl);
-        if (range_of(k, kl, ranges) != (size_t)range) continue;
+        if (range_of(k, kl, ranges) != (size_t)range || (vl > 1 && (v[1] & RECORD_FLAG_TOMBSTONE)))
+            continue;
         if (n == RANGE_KEYS_MAX) {
             truncated = true;
             break;
@@ -150,8 +153,7 @@ int op_range_keys(op_ctx *c)
         mv_map_to_json(c->out, mv_new_map(c->a, mm, nm));
         buf_printf(c->out, ",\"Timestamp\":%llu,\"Origin\":", (unsigned long long)rec.ts);
         json_write_string(c->out, rec.origin, strlen(rec.origin));
-        buf_printf(c->out, ",\"Deleted\":%s,\"Hash\":\"%016llx\"}",
-                   rec.tombstone ? "true" : "false", (unsigned long long)record_hash(k, kl, v, vl));
+        buf_printf(c->out, ",\"Hash\":\"%016llx\"}", (unsigned long long)record_hash(k, kl, v, vl));
         n++;
     }
     int rc = store_iter_status(it, c->e);

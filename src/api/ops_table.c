@@ -409,10 +409,12 @@ typedef struct ddl_ctx {
 
 /* Stamps a new descriptor version and logs the descriptor, so that every
  * replica region adopts the change (last writer wins on the version). */
-static void log_descriptor(ddl_ctx *x, table *t, table_settings *s, store_batch *b)
+static uint64_t reserve_descriptor(ddl_ctx *x)
 {
-    x->seq = db_log_descriptor(x->c->d, t, s, b);
+    uint64_t version;
+    x->seq = db_log_reserve(x->c->d, &version);
     x->logged = true;
+    return version;
 }
 
 /* Applies UpdateTable's parameters to a copy of the settings; runs under
@@ -437,8 +439,8 @@ static int apply_table_update(void *ctx, table *t, table_settings *s, store_batc
                                     "UpdateStreamEnabled, GlobalSecondaryIndexUpdates or "
                                     "SSESpecification or ReplicaUpdates is required");
     if (table_settings_replicated(s)) {
-        table_settings_stamp(s, hlc_now(&c->d->clock), c->region);
-        log_descriptor(x, t, s, b);
+        table_settings_stamp(s, reserve_descriptor(x), c->region);
+        db_log_descriptor(c->d, t, s, x->seq, b);
     }
     return 0;
 }
@@ -456,7 +458,7 @@ static int apply_replica_update(void *ctx, table *t, table_settings *s, store_ba
                                   "Failed to create a the new replica of table with name: '%s' "
                                   "because one or more replicas already existed as tables.",
                                   t->name);
-        uint64_t v = hlc_now(&c->d->clock);
+        uint64_t v = reserve_descriptor(x);
         if (table_settings_live(s) == 0)
             table_settings_add_replica(s, c->region, REPLICA_ACTIVE, v, c->region);
         if (table_settings_add_replica(s, x->region, REPLICA_CREATING, v, c->region) < 0)
@@ -476,9 +478,9 @@ static int apply_replica_update(void *ctx, table *t, table_settings *s, store_ba
                                   "Update global table operation failed because the replica in "
                                   "region %s does not exist for table %s",
                                   x->region, t->name);
-        table_settings_remove_replica(s, x->region, hlc_now(&c->d->clock), c->region);
+        table_settings_remove_replica(s, x->region, reserve_descriptor(x), c->region);
     }
-    log_descriptor(x, t, s, b);
+    db_log_descriptor(c->d, t, s, x->seq, b);
     return 0;
 }
 
@@ -493,9 +495,11 @@ static int delete_own_replica(op_ctx *c, table *t)
     pthread_mutex_lock(&t->settings_mu);
     s = t->settings;
     pthread_mutex_unlock(&t->settings_mu);
-    table_settings_remove_replica(&s, c->region, hlc_now(&c->d->clock), c->region);
+    uint64_t version;
+    uint64_t seq = db_log_reserve(c->d, &version);
+    table_settings_remove_replica(&s, c->region, version, c->region);
     store_batch *b = store_batch_new(c->d->st);
-    uint64_t seq = db_log_descriptor(c->d, t, &s, b);
+    db_log_descriptor(c->d, t, &s, seq, b);
     char *json = catalog_descriptor_json(t, &s);
     repl_departed_record(b, t->uid, json, strlen(json));
     free(json);

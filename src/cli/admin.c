@@ -335,11 +335,8 @@ int admin_verify_main(int argc, char **argv)
                         if (!o)
                             printf("  %s=absent", eps[j].region);
                         else
-                            printf("  %s=%s@%.0f%s", eps[j].region, jstr(o, "Origin", "?"),
-                                   jnum(o, "Timestamp"),
-                                   cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "Deleted"))
-                                       ? "(deleted)"
-                                       : "");
+                            printf("  %s=%s@%.0f", eps[j].region, jstr(o, "Origin", "?"),
+                                   jnum(o, "Timestamp"));
                     }
                     printf("\n");
                     reported++;

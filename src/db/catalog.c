@@ -104,6 +104,7 @@ static table *table_clone_new(const table *tmpl)
     pthread_rwlock_init(&t->lock, &attr);
     pthread_rwlockattr_destroy(&attr);
     atomic_init(&t->item_count, 0);
+    atomic_init(&t->tombstones, 0);
     atomic_init(&t->size_bytes, 0);
     atomic_init(&t->conflicts, 0);
     atomic_init(&t->refs, 1);

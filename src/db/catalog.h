@@ -88,6 +88,7 @@ typedef struct table {
     /* Statistics, approximate like DynamoDB's (kept exact while running). */
     _Atomic int64_t item_count;
     _Atomic int64_t size_bytes;
+    _Atomic int64_t tombstones; /* deletes in a global table not yet collected */
     _Atomic uint64_t conflicts; /* concurrent writes overwritten here (replication) */
 
     pthread_rwlock_t lock; /* read: item writers; write: DeleteTable */

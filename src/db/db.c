@@ -10,8 +10,7 @@
 #include "repl/wire.h"
 #include "util/log.h"
 
-#define RECORD_FORMAT         1
-#define RECORD_FLAG_TOMBSTONE 0x01
+#define RECORD_FORMAT 1
 
 void record_encode(buf *out, uint64_t ts, const char *origin, bool tombstone, const mv_value *item)
 {
@@ -108,7 +107,7 @@ static int scan_items(db *d, err *e)
             ti++;
         if (ti < nt && ts[ti]->id == id) {
             bool tomb = vl > 1 && (v[1] & RECORD_FLAG_TOMBSTONE);
-            if (!tomb) atomic_fetch_add(&ts[ti]->item_count, 1);
+            atomic_fetch_add(tomb ? &ts[ti]->tombstones : &ts[ti]->item_count, 1);
             atomic_fetch_add(&ts[ti]->size_bytes, (int64_t)(kl + vl));
         }
     }
@@ -132,7 +131,7 @@ static int init_log(db *d, err *e)
     int rc = store_iter_status(it, e);
     store_iter_free(it);
     if (rc == 0) {
-        rlog_init(&d->log, last);
+        rlog_init(&d->log, last, &d->clock);
         d->log_ready = true;
     }
     return rc;
@@ -323,6 +322,22 @@ void db_split_key(table *t, const uint8_t *key, size_t klen, repl_entry *ent)
     arena_free(&tmp);
 }
 
+/* Tombstone index (column family tombs): key u64 BE version timestamp |
+ * item storage key, value the table uid. Entries are added with every
+ * tombstone written and removed by db_collect_tombstones; an entry whose
+ * tombstone was overwritten meanwhile is stale and simply dropped there. */
+static void index_tombstone(store_batch *b, uint64_t ts, const uint8_t *key, size_t klen,
+                            const uint8_t uid[TABLE_UID_LEN])
+{
+    uint8_t stack[512];
+    uint8_t *k = klen + 8 <= sizeof(stack) ? stack : malloc(klen + 8);
+    if (!k) abort();
+    store_u64be(k, ts);
+    memcpy(k + 8, key, klen);
+    store_batch_put(b, STORE_CF_TOMBS, k, klen + 8, uid, TABLE_UID_LEN);
+    if (k != stack) free(k);
+}
+
 int db_write(db *d, db_write_op *ops, size_t n, arena *a, err *e)
 {
     if (n == 0) return 0;
@@ -390,6 +405,7 @@ int db_write(db *d, db_write_op *ops, size_t n, arena *a, err *e)
     b = store_batch_new(d->st);
     int64_t *dcount = arena_calloc(a, n, sizeof(int64_t));
     int64_t *dbytes = arena_calloc(a, n, sizeof(int64_t));
+    int64_t *dtomb = arena_calloc(a, n, sizeof(int64_t));
     uint64_t seq = first_seq;
     uint64_t wall = hlc_wall_ms();
     for (size_t i = 0; i < n; i++) {
@@ -408,12 +424,16 @@ int db_write(db *d, db_write_op *ops, size_t n, arena *a, err *e)
         buf_reset(&rec);
         if (ops[i].new_item || logged[i]) {
             /* A delete in a global table leaves a versioned tombstone. */
-            record_encode(&rec, ts, d->region, ops[i].new_item == NULL, ops[i].new_item);
+            bool tomb = ops[i].new_item == NULL;
+            record_encode(&rec, ts, d->region, tomb, ops[i].new_item);
             store_batch_put(b, STORE_CF_ITEMS, sl[i].key, sl[i].klen, rec.data, rec.len);
             dbytes[i] = (int64_t)(sl[i].klen + rec.len) - (int64_t)sl[i].stored_len;
+            if (tomb) index_tombstone(b, ts, sl[i].key, sl[i].klen, ops[i].t->uid);
+            dtomb[i] = (tomb ? 1 : 0) - (sl[i].tombstone ? 1 : 0);
         } else {
             store_batch_delete(b, STORE_CF_ITEMS, sl[i].key, sl[i].klen);
             dbytes[i] = -(int64_t)sl[i].stored_len;
+            dtomb[i] = sl[i].tombstone ? -1 : 0;
         }
         dcount[i] = (ops[i].new_item ? 1 : 0) - (live_before ? 1 : 0);
         if (!logged[i]) continue;
@@ -442,6 +462,7 @@ int db_write(db *d, db_write_op *ops, size_t n, arena *a, err *e)
     for (size_t i = 0; i < n; i++) {
         atomic_fetch_add(&ops[i].t->item_count, dcount[i]);
         atomic_fetch_add(&ops[i].t->size_bytes, dbytes[i]);
+        atomic_fetch_add(&ops[i].t->tombstones, dtomb[i]);
     }
     rc = 0;
 out:
@@ -546,8 +567,8 @@ typedef struct apply_item {
     const repl_entry *en;
     table *t;
     slot sl;
-    int prev;               /* index of an earlier entry of this batch on the same key, or -1 */
-    int64_t dcount, dbytes; /* statistics change, applied after the commit */
+    int prev; /* index of an earlier entry of this batch on the same key, or -1 */
+    int64_t dcount, dbytes, dtomb; /* statistics change, applied after the commit */
 } apply_item;
 
 int db_apply(db *d, const char *source, const repl_entry *entries, size_t n, uint64_t position,
@@ -647,8 +668,12 @@ int db_apply(db *d, const char *source, const repl_entry *entries, size_t n, uin
         buf_reset(&rec);
         record_encode(&rec, en->ts, en->origin, tomb, item);
         store_batch_put(b, STORE_CF_ITEMS, x->sl.key, x->sl.klen, rec.data, rec.len);
+        if (tomb) index_tombstone(b, en->ts, x->sl.key, x->sl.klen, x->t->uid);
         bool live_before = x->sl.exists && !x->sl.tombstone;
+        /* Relative to the state before this batch (an earlier entry of the
+         * batch on the same key has already counted its own change). */
         x->dcount = (tomb ? 0 : 1) - (live_before ? 1 : 0);
+        x->dtomb = (tomb ? 1 : 0) - (x->sl.exists && x->sl.tombstone ? 1 : 0);
         x->dbytes = (int64_t)(x->sl.klen + rec.len) - (int64_t)x->sl.stored_len;
         /* Later entries of this batch on the same key see this version. */
         x->sl.exists = true;
@@ -677,6 +702,7 @@ int db_apply(db *d, const char *source, const repl_entry *entries, size_t n, uin
     for (size_t i = 0; i < m; i++) {
         atomic_fetch_add(&it[i].t->item_count, it[i].dcount);
         atomic_fetch_add(&it[i].t->size_bytes, it[i].dbytes);
+        atomic_fetch_add(&it[i].t->tombstones, it[i].dtomb);
     }
     rc = 0;
 out:
@@ -690,9 +716,22 @@ out:
     return rc;
 }
 
-uint64_t db_log_descriptor(db *d, table *t, const table_settings *s, store_batch *b)
+int db_safe_point(db *d, uint64_t *seq, uint64_t *ts, err *e)
+{
+    *ts = rlog_safe_point(&d->log, seq);
+    /* The timestamp is promised to peers: a restart must not issue it again. */
+    return ensure_clock_bound(d, HLC_MS(*ts), e);
+}
+
+uint64_t db_log_reserve(db *d, uint64_t *version)
 {
     uint64_t seq = rlog_reserve(&d->log, 1);
+    if (version) *version = hlc_now(&d->clock); /* stamped after reserving: rlog.h */
+    return seq;
+}
+
+void db_log_descriptor(db *d, table *t, const table_settings *s, uint64_t seq, store_batch *b)
+{
     char *json = catalog_descriptor_json(t, s);
     repl_entry en;
     memset(&en, 0, sizeof(en));
@@ -713,5 +752,153 @@ uint64_t db_log_descriptor(db *d, table *t, const table_settings *s, store_batch
     store_batch_put(b, STORE_CF_RLOG, k, 8, ent.data, ent.len);
     buf_free(&ent);
     free(json);
-    return seq;
+}
+
+/* ---- tombstone collection ---- */
+
+#define COLLECT_CHUNK 256
+
+typedef struct tomb_ref {
+    uint64_t ts;
+    slot sl;
+    table *t;
+} tomb_ref;
+
+/* Deletes, under their items' locks and in one batch, the tombstones of a
+ * chunk that are still stored with the indexed version, and every index
+ * entry of the chunk. */
+static int collect_chunk(db *d, tomb_ref *refs, size_t n, arena *a, uint64_t *collected, err *e)
+{
+    table **tables = arena_calloc(a, n ? n : 1, sizeof(table *));
+    size_t *stripes = arena_calloc(a, n ? n : 1, sizeof(size_t));
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (refs[i].t) {
+            tables[m] = refs[i].t;
+            stripes[m++] = refs[i].sl.stripe;
+        }
+    lockset ls;
+    lockset_init(&ls, a, tables, stripes, m);
+    /* A table deleted meanwhile: its records are gone, the index entries go. */
+    for (; ls.locked_t < ls.nt; ls.locked_t++)
+        pthread_rwlock_rdlock(&ls.tables[ls.locked_t]->lock);
+    for (; ls.locked_s < ls.ns; ls.locked_s++)
+        pthread_mutex_lock(&d->stripes[ls.stripes[ls.locked_s]]);
+    int rc = -1;
+    int64_t *dbytes = arena_calloc(a, n ? n : 1, sizeof(int64_t));
+    bool *gone = arena_calloc(a, n ? n : 1, sizeof(bool));
+    store_batch *b = store_batch_new(d->st);
+    buf ik;
+    buf_init(&ik);
+    for (size_t i = 0; i < n; i++) {
+        tomb_ref *x = &refs[i];
+        buf_reset(&ik);
+        uint8_t tsb[8];
+        store_u64be(tsb, x->ts);
+        buf_append(&ik, tsb, 8);
+        buf_append(&ik, x->sl.key, x->sl.klen);
+        store_batch_delete(b, STORE_CF_TOMBS, ik.data, ik.len);
+        if (!x->t || x->t->deleted) continue;
+        if (read_slot(d, &x->sl, a, e) < 0) goto out;
+        /* Still this very tombstone (a newer write may have replaced it). */
+        if (x->sl.exists && x->sl.tombstone && x->sl.ts == x->ts) {
+            store_batch_delete(b, STORE_CF_ITEMS, x->sl.key, x->sl.klen);
+            dbytes[i] = -(int64_t)x->sl.stored_len;
+            gone[i] = true;
+        }
+    }
+    if (store_write(d->st, b, e) < 0) goto out;
+    for (size_t i = 0; i < n; i++)
+        if (gone[i]) {
+            atomic_fetch_add(&refs[i].t->size_bytes, dbytes[i]);
+            atomic_fetch_sub(&refs[i].t->tombstones, 1);
+            (*collected)++;
+        }
+    rc = 0;
+out:
+    buf_free(&ik);
+    store_batch_free(b);
+    lockset_release(d, &ls);
+    return rc;
+}
+
+/* The state of one collection pass: a chunk of index entries and the tables
+ * they reference (held until the chunk is processed). */
+typedef struct collect_pass {
+    tomb_ref refs[COLLECT_CHUNK];
+    size_t n;
+    table *held[COLLECT_CHUNK];
+    size_t n_held;
+    arena chunk; /* the chunk's keys */
+} collect_pass;
+
+/* Processes the chunk and releases the tables held for it, except keep. */
+static int flush_pass(db *d, collect_pass *p, table *keep, uint64_t *collected, err *e)
+{
+    int rc = p->n ? collect_chunk(d, p->refs, p->n, &p->chunk, collected, e) : 0;
+    p->n = 0;
+    size_t kept = 0;
+    for (size_t i = 0; i < p->n_held; i++) {
+        if (p->held[i] == keep)
+            p->held[kept++] = keep;
+        else
+            table_release(p->held[i]);
+    }
+    p->n_held = kept;
+    arena_free(&p->chunk);
+    arena_init(&p->chunk);
+    return rc;
+}
+
+int db_collect_tombstones(db *d, uint64_t horizon, db_table_filter ok, void *ctx, size_t max_scan,
+                          uint64_t *collected, err *e)
+{
+    *collected = 0;
+    if (horizon == 0) return 0;
+    collect_pass *p = calloc(1, sizeof(*p));
+    if (!p) abort();
+    arena_init(&p->chunk);
+    uint8_t hi[8];
+    store_u64be(hi, horizon + 1);
+    store_iter *it = store_iter_new(d->st, STORE_CF_TOMBS, NULL, 0, hi, 8);
+    size_t scanned = 0;
+    int rc = 0;
+    /* One table lookup per run of index entries of the same table. */
+    uint8_t cur_uid[TABLE_UID_LEN];
+    table *cur = NULL;
+    bool cur_ok = false, have_cur = false;
+    for (store_iter_first(it); store_iter_valid(it) && scanned < max_scan; store_iter_next(it)) {
+        scanned++;
+        size_t kl, vl;
+        const uint8_t *k = store_iter_key(it, &kl);
+        const uint8_t *v = store_iter_value(it, &vl);
+        if (kl < 8 + 12 || vl != TABLE_UID_LEN) continue;
+        if (!have_cur || memcmp(cur_uid, v, TABLE_UID_LEN) != 0) {
+            if (p->n_held == COLLECT_CHUNK && (rc = flush_pass(d, p, NULL, collected, e)) < 0)
+                break;
+            memcpy(cur_uid, v, TABLE_UID_LEN);
+            have_cur = true;
+            cur = catalog_get_uid(d->cat, v);
+            cur_ok = !cur || ok(ctx, cur); /* a table gone: its index entries go */
+            if (cur) p->held[p->n_held++] = cur;
+        }
+        if (!cur_ok) continue;
+        tomb_ref *x = &p->refs[p->n++];
+        memset(x, 0, sizeof(*x));
+        x->ts = load_u64be(k);
+        /* The uid may have been re-created here under a new local id. */
+        x->t = cur && cur->id == load_u64be(k + 8) ? cur : NULL;
+        x->sl.key = (uint8_t *)arena_memdup(&p->chunk, k + 8, kl - 8);
+        x->sl.klen = kl - 8;
+        x->sl.stripe = stripe_of(x->sl.key, x->sl.klen);
+        if (p->n == COLLECT_CHUNK && (rc = flush_pass(d, p, cur, collected, e)) < 0) break;
+    }
+    if (rc == 0) rc = flush_pass(d, p, NULL, collected, e);
+    if (rc == 0) rc = store_iter_status(it, e);
+    for (size_t i = 0; i < p->n_held; i++)
+        table_release(p->held[i]);
+    arena_free(&p->chunk);
+    free(p);
+    store_iter_free(it);
+    return rc;
 }

@@ -33,7 +33,8 @@
 #include "item/value.h"
 #include "store/store.h"
 
-#define DB_LOCK_STRIPES 4096
+#define DB_LOCK_STRIPES       4096
+#define RECORD_FLAG_TOMBSTONE 0x01 /* byte 1 of a record */
 
 typedef struct db {
     store *st;
@@ -137,10 +138,27 @@ int db_applied_position(db *d, const char *source, uint64_t *pos, err *e);
 int db_version_cmp(uint64_t ts_a, const char *origin_a, uint64_t ts_b, const char *origin_b);
 /* Splits a storage key of table t into the enc(pk)/enc(sk) fields of e. */
 void db_split_key(table *t, const uint8_t *key, size_t klen, repl_entry *e);
-/* Appends a REPL_TABLE entry carrying t's descriptor with settings s to b and
- * returns its reserved seq: the caller commits b, then calls
- * rlog_done(&d->log, seq) whether the commit succeeded or not. */
-uint64_t db_log_descriptor(db *d, table *t, const table_settings *s, store_batch *b);
+/* This region's safe point (rlog_safe_point): every log entry above *seq is
+ * stamped above *ts, also after a restart (the clock bound covers *ts). */
+int db_safe_point(db *d, uint64_t *seq, uint64_t *ts, err *e);
+/* Reserves the log seq of a descriptor change and, if version is not NULL,
+ * stamps its version: after the reservation, as rlog.h requires of every
+ * logged timestamp. The caller calls rlog_done(&d->log, seq) once its batch
+ * has committed or failed (or if it gives up). */
+uint64_t db_log_reserve(db *d, uint64_t *version);
+/* Appends the REPL_TABLE entry carrying t's descriptor with settings s, under
+ * the seq reserved by db_log_reserve, to b. */
+void db_log_descriptor(db *d, table *t, const table_settings *s, uint64_t seq, store_batch *b);
+
+/* Tombstone collection. Every tombstone is indexed by its version timestamp
+ * (column family tombs). db_collect_tombstones deletes the tombstones with a
+ * timestamp at or below horizon in the tables ok(ctx, t) accepts, looking at
+ * no more than max_scan index entries, and sets *collected. The caller (repl)
+ * chooses the horizon: below it, every region has applied every write
+ * (docs/REPLICATION.md, "Tombstone collection"). */
+typedef bool (*db_table_filter)(void *ctx, table *t);
+int db_collect_tombstones(db *d, uint64_t horizon, db_table_filter ok, void *ctx, size_t max_scan,
+                          uint64_t *collected, err *e);
 /* The newest conflicts of one table, newest first. */
 size_t db_recent_conflicts(db *d, const char *account, const char *table_name, db_conflict *out,
                            size_t max);

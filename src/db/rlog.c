@@ -2,11 +2,13 @@
 #include "db/rlog.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <time.h>
 
-void rlog_init(rlog *l, uint64_t last_on_disk)
+void rlog_init(rlog *l, uint64_t last_on_disk, hlc *clock)
 {
+    l->clock = clock;
     pthread_mutex_init(&l->mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -42,6 +44,9 @@ uint64_t rlog_reserve(rlog *l, uint32_t n)
     l->out[l->n_out].first = first;
     l->out[l->n_out].n = n;
     l->out[l->n_out].done = false;
+    /* Read under the mutex: a safe point taken after this reservation was
+     * made sees it, one taken before sees a clock value no larger. */
+    l->out[l->n_out].clock = atomic_load(&l->clock->last);
     l->n_out++;
     pthread_mutex_unlock(&l->mu);
     return first;
@@ -73,6 +78,21 @@ uint64_t rlog_stable(rlog *l)
     uint64_t s = l->stable;
     pthread_mutex_unlock(&l->mu);
     return s;
+}
+
+uint64_t rlog_safe_point(rlog *l, uint64_t *seq)
+{
+    pthread_mutex_lock(&l->mu);
+    *seq = l->stable;
+    /* Every later reservation reads the clock after this, and the clock never
+     * goes back; reservations still listed were stamped above their value.
+     * Taking a fresh timestamp lets the safe point follow the wall clock while
+     * no write is made. */
+    uint64_t ts = hlc_now(l->clock);
+    for (size_t i = 0; i < l->n_out; i++)
+        if (l->out[i].clock < ts) ts = l->out[i].clock;
+    pthread_mutex_unlock(&l->mu);
+    return ts;
 }
 
 uint64_t rlog_wait(rlog *l, uint64_t after, int timeout_ms)

@@ -11,6 +11,14 @@
  *   committed is readable.
  * A failed batch leaves a hole, which readers simply never see. After a
  * restart nothing is outstanding: next = last key on disk + 1.
+ *
+ * Safe points: every reservation remembers the clock's value when it was
+ * made, and the writer stamps its versions only after reserving, so each
+ * entry's timestamp is larger than its reservation's clock value. Hence
+ * rlog_safe_point's promise: every entry with a seq above the returned
+ * watermark carries a timestamp above the returned clock value. A peer that
+ * has applied the log through that watermark has every write of this region
+ * stamped at or below that value (tombstone collection rests on this).
  */
 #ifndef MERIDIAN_RLOG_H
 #define MERIDIAN_RLOG_H
@@ -20,11 +28,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "clock/hlc.h"
+
 typedef struct rlog {
     pthread_mutex_t mu;
     pthread_cond_t advanced; /* broadcast whenever stable grows */
     uint64_t next;           /* next seq to reserve */
     uint64_t stable;         /* watermark: see above */
+    hlc *clock;              /* the clock whose timestamps stamp the entries */
     /* Outstanding reservations in increasing order: [first, first + n). The
      * array grows as needed: reserving never blocks, so it is safe while
      * holding other locks. */
@@ -33,17 +44,22 @@ typedef struct rlog {
         uint64_t first;
         uint32_t n;
         bool done;
+        uint64_t clock; /* the clock's value when reserved: entries are stamped above it */
     } * out;
 } rlog;
 
-/* last_on_disk: the largest seq found in the rlog column family (0 if none). */
-void rlog_init(rlog *l, uint64_t last_on_disk);
+/* last_on_disk: the largest seq found in the rlog column family (0 if none);
+ * clock: the clock writers stamp entries with, after reserving. */
+void rlog_init(rlog *l, uint64_t last_on_disk, hlc *clock);
 void rlog_destroy(rlog *l);
 /* Reserves n consecutive seqs; returns the first. Never blocks on others. */
 uint64_t rlog_reserve(rlog *l, uint32_t n);
 /* Marks a reservation finished (its batch committed or failed). */
 void rlog_done(rlog *l, uint64_t first);
 uint64_t rlog_stable(rlog *l);
+/* The watermark (*seq) and a timestamp (returned) such that every entry with
+ * a seq above *seq, present or future, is stamped above that timestamp. */
+uint64_t rlog_safe_point(rlog *l, uint64_t *seq);
 /* Waits until stable > after or timeout_ms passes; returns the watermark. */
 uint64_t rlog_wait(rlog *l, uint64_t after, int timeout_ms);
 

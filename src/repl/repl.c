@@ -14,6 +14,15 @@
  * Receiver (one per inbound connection, receiver_main): handshake, then
  * apply each BATCH in order and answer ACK{through} once it is durable.
  * Applies from one source region are serialised by that source's apply_mu.
+ *
+ * Frontiers (tombstone collection): about once a second each sender sends
+ * HEARTBEAT{position, safe_ts, frontier} once the log up to the watermark of
+ * its safe point (rlog_safe_point) has been sent: a receiver that has
+ * applied through `position` then holds every write of the source stamped at
+ * or below safe_ts (its *claim* on that source). A region's applied frontier
+ * is the least of its claims and its own safe point; `frontier` reports it to
+ * the peers. The least of every region's frontier (the global frontier) minus
+ * the grace period is the horizon below which tombstones are collected.
  */
 #include "repl/repl.h"
 
@@ -46,6 +55,9 @@
 #define MAX_CONNS          64
 #define BACKFILL_PREFIX    "backfill/"
 #define PENDING_SCAN_MAX   200000
+#define CLAIM_KEY_PREFIX   "repl/claim/"
+#define TOMB_GC_MS         1000
+#define TOMB_SCAN_MAX      100000
 
 static const double lat_le[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
                                 0.25,  0.5,    1,     2.5,  5,     10};
@@ -85,6 +97,9 @@ typedef struct source_state {
     _Atomic uint64_t applied_entries;
     _Atomic uint64_t last_apply_ms;
     _Atomic uint64_t last_commit_ms; /* origin commit time of the newest entry applied */
+    _Atomic uint64_t claim_ts;       /* every write of the source stamped <= this is here */
+    _Atomic uint64_t frontier;       /* the source's applied frontier, as it reported */
+    uint64_t conn_gen; /* under apply_mu: the newest inbound connection from the source */
 } source_state;
 
 typedef struct conn {
@@ -112,6 +127,9 @@ struct repl {
     _Atomic uint64_t collected; /* log entries up to here have been deleted */
     uint64_t retention_ms;      /* log entries older than this are collected (0: no limit) */
     uint64_t retention_bytes;   /* the log is kept below this size (0: no limit) */
+    uint64_t grace_ms;          /* tombstone grace period */
+    _Atomic uint64_t applied_frontier, global_frontier; /* as last computed (metrics) */
+    _Atomic uint64_t tombstones_collected;
 };
 
 static uint64_t now_ms(void)
@@ -211,6 +229,8 @@ void repl_kick(repl *r)
     if (r) atomic_fetch_add(&r->kick_gen, 1);
 }
 
+static uint64_t applied_frontier(repl *r);
+
 /* ------------------------------------------------------------------ sender */
 
 typedef struct sender_conn {
@@ -225,6 +245,10 @@ typedef struct sender_conn {
     inflight q[SEND_WINDOW];
     size_t qh, qn;
     uint64_t last_send;
+    /* The next HEARTBEAT, sent once the log through hb_seq has been sent. */
+    bool hb_pending;
+    uint64_t hb_seq, hb_ts, hb_frontier, last_hb;
+    uint8_t deferred_uid[TABLE_UID_LEN]; /* the back-fill last reported as deferred */
 } sender_conn;
 
 static int connect_to(const char *host, int port, int timeout_ms, err *e)
@@ -466,6 +490,40 @@ out:
     return rc;
 }
 
+/* A back-fill into a new replica must hold every delete that some region may
+ * have collected without knowing of that replica: this region must hold every
+ * write, from each other replica, stamped up to the replica's addition minus
+ * the tombstone grace period (docs/REPLICATION.md, "Tombstone collection").
+ * Until then it waits (the log keeps streaming meanwhile). */
+static bool backfill_ready(sender_conn *c, const uint8_t *uid)
+{
+    repl *r = c->l->r;
+    table *t = catalog_get_uid(r->d->cat, uid);
+    if (!t) return true; /* run_backfill forgets the marker */
+    table_settings s;
+    pthread_mutex_lock(&t->settings_mu);
+    s = t->settings;
+    pthread_mutex_unlock(&t->settings_mu);
+    const table_replica *target = table_settings_replica(&s, c->l->name);
+    uint64_t grace = r->grace_ms << HLC_LOGICAL_BITS;
+    uint64_t need = target && target->version > grace ? target->version - grace : 0;
+    const char *missing = NULL;
+    for (size_t i = 0; i < s.n_replicas && !missing; i++) {
+        const table_replica *q = &s.replicas[i];
+        if (q->removed || strcmp(q->region, r->region) == 0 || strcmp(q->region, c->l->name) == 0)
+            continue;
+        source_state *src = source_of(r, q->region);
+        if (src && atomic_load(&src->claim_ts) < need) missing = src->name;
+    }
+    if (missing && memcmp(c->deferred_uid, uid, TABLE_UID_LEN) != 0) {
+        memcpy(c->deferred_uid, uid, TABLE_UID_LEN);
+        log_warn("back-fill of table %s to %s waits until this region has caught up with %s",
+                 t->name, c->l->name, missing);
+    }
+    table_release(t);
+    return missing == NULL;
+}
+
 /* Back-fills owed to this peer, oldest marker first. */
 static int pending_backfill(repl *r, const char *peer, uint8_t *uid, uint64_t *gen)
 {
@@ -642,7 +700,8 @@ static int stream(sender_conn *c, err *e)
             last_bf_check = mono_ms();
             uint8_t uid[TABLE_UID_LEN];
             uint64_t gen = 0;
-            if (!c->bf_inflight && pending_backfill(r, c->l->name, uid, &gen)) {
+            if (!c->bf_inflight && pending_backfill(r, c->l->name, uid, &gen) &&
+                backfill_ready(c, uid)) {
                 if (run_backfill(c, uid, gen, e) < 0) return -1;
                 seen_kick = (uint64_t)-1; /* look for the next one at once */
                 continue;
@@ -651,20 +710,34 @@ static int stream(sender_conn *c, err *e)
         /* Entries this peer still needs were collected (retention) while the
          * link stayed up: re-seed, exactly as at connection start. */
         if (c->pos < atomic_load(&r->collected) && reseed_if_needed(c, e) < 0) return -1;
+        /* Heartbeat: this region's safe point and applied frontier, taken
+         * now, sent once the log through the safe point's watermark is out
+         * (the frontier is taken before any later back-fill's snapshot). */
+        if (!c->hb_pending && mono_ms() - c->last_hb >= HEARTBEAT_MS) {
+            err se;
+            if (db_safe_point(r->d, &c->hb_seq, &c->hb_ts, &se) < 0) {
+                log_warn("no safe point for a heartbeat: %s", se.msg);
+                c->hb_ts = 0; /* claims nothing; still keeps the link alive */
+            }
+            c->hb_frontier = applied_frontier(r);
+            c->hb_pending = true;
+        }
+        if (c->hb_pending && c->scanned >= c->hb_seq) {
+            buf hb;
+            buf_init(&hb);
+            repl_put_u64(&hb, c->pos);
+            repl_put_u64(&hb, c->hb_ts);
+            repl_put_u64(&hb, c->hb_frontier);
+            int rc = repl_frame_send(c->fd, REPL_F_HEARTBEAT, hb.data, hb.len, IO_TIMEOUT_MS, e);
+            buf_free(&hb);
+            if (rc < 0) return -1;
+            c->hb_pending = false;
+            c->last_hb = c->last_send = mono_ms();
+        }
         uint64_t stable = rlog_stable(&r->d->log);
         if (stable > c->scanned) {
             if (send_log(c, stable, e) < 0) return -1;
             continue;
-        }
-        if (mono_ms() - c->last_send >= HEARTBEAT_MS) {
-            buf hb;
-            buf_init(&hb);
-            repl_put_u64(&hb, stable);
-            repl_put_u64(&hb, hlc_now(&r->d->clock));
-            int rc = repl_frame_send(c->fd, REPL_F_HEARTBEAT, hb.data, hb.len, IO_TIMEOUT_MS, e);
-            buf_free(&hb);
-            if (rc < 0) return -1;
-            c->last_send = mono_ms();
         }
         if (c->qn > 0) {
             if (read_ack(c, 20, e) < 0) return -1;
@@ -755,9 +828,67 @@ static void observe_latency(source_state *s, uint64_t commit_ms)
     atomic_store(&s->last_commit_ms, commit_ms);
 }
 
+/* Raises *a to v; true if it rose. */
+static bool atomic_raise(_Atomic uint64_t *a, uint64_t v)
+{
+    uint64_t cur = atomic_load(a);
+    while (cur < v)
+        if (atomic_compare_exchange_weak(a, &cur, v)) return true;
+    return false;
+}
+
+static void claim_key(buf *k, const char *source)
+{
+    buf_puts(k, CLAIM_KEY_PREFIX);
+    buf_puts(k, source);
+}
+
+/* HEARTBEAT{position, safe_ts, frontier}: once everything up to position is
+ * applied here, every write of the source stamped <= safe_ts is here. The
+ * claim is persisted (it stays true: applied writes are durable) so that a
+ * restart does not hold up back-fills until the source's next heartbeat. */
+static void note_heartbeat(repl *r, source_state *src, uint64_t gen, const uint8_t *p, size_t len)
+{
+    if (len != 24) return; /* an older peer's heartbeat carries no claim */
+    uint64_t pos = load_u64be(p), ts = load_u64be(p + 8), frontier = load_u64be(p + 16);
+    pthread_mutex_lock(&src->apply_mu);
+    uint64_t applied = 0;
+    err e;
+    bool ok = src->conn_gen == gen && db_applied_position(r->d, src->name, &applied, &e) == 0 &&
+              applied >= pos;
+    if (ok && atomic_raise(&src->claim_ts, ts)) {
+        buf k;
+        buf_init(&k);
+        claim_key(&k, src->name);
+        uint8_t v[8];
+        store_u64be(v, ts);
+        store_batch *b = store_batch_new(r->d->st);
+        store_batch_put(b, STORE_CF_META, k.data, k.len, v, 8);
+        if (store_write(r->d->st, b, &e) < 0) log_warn("cannot record claim: %s", e.msg);
+        store_batch_free(b);
+        buf_free(&k);
+    }
+    if (ok) atomic_raise(&src->frontier, frontier);
+    pthread_mutex_unlock(&src->apply_mu);
+}
+
+/* Every write stamped at or below the returned timestamp, from any region, is
+ * applied here (0 while some peer has never sent a claim). */
+static uint64_t applied_frontier(repl *r)
+{
+    uint64_t seq, f;
+    err e;
+    if (db_safe_point(r->d, &seq, &f, &e) < 0) return 0;
+    for (size_t i = 0; i < r->n_peers; i++) {
+        uint64_t c = atomic_load(&r->sources[i].claim_ts);
+        if (c < f) f = c;
+    }
+    return f;
+}
+
 /* Applies one BATCH frame from source in order; 0 or -1. */
-static int apply_batch(repl *r, source_state *src, const uint8_t *p, size_t len, uint64_t *through,
-                       err *e)
+static int apply_batch(repl *r, source_state *src, uint64_t gen, const uint8_t *p, size_t len,
+                       uint64_t *through, err *e)
 {
     if (len < 8) return err_set(e, ERR_VALIDATION, "short batch");
     *through = load_u64be(p);
@@ -768,6 +899,14 @@ static int apply_batch(repl *r, source_state *src, const uint8_t *p, size_t len,
     int rc = -1;
     if (repl_batch_parse(&a, p + 8, len - 8, &items, &n, e) < 0) goto out;
     pthread_mutex_lock(&src->apply_mu);
+    /* A newer connection from the source replaced this one: what is still
+     * buffered here is resent there (and a heartbeat read there must not be
+     * overtaken by an older batch applied here). */
+    if (src->conn_gen != gen) {
+        pthread_mutex_unlock(&src->apply_mu);
+        err_set(e, ERR_UNAVAILABLE, "replaced by a newer connection");
+        goto out;
+    }
     /* Entries at or below the recorded position were applied before (a batch
      * re-sent after a reconnect): skip them, so they are not counted again as
      * conflicts. Back-fill entries carry no position of their own. */
@@ -843,6 +982,9 @@ static void *receiver_main(void *arg)
     }
     source_state *src = source_of(r, peer);
     if (!src) goto done;
+    pthread_mutex_lock(&src->apply_mu);
+    uint64_t gen = ++src->conn_gen;
+    pthread_mutex_unlock(&src->apply_mu);
     log_info("receiving replication from %s", peer);
     buf payload;
     buf_init(&payload);
@@ -861,14 +1003,17 @@ static void *receiver_main(void *arg)
         }
         if (repl_frame_recv(cn->fd, &type, &payload, IO_TIMEOUT_MS, &e) < 0) break;
         last_frame = mono_ms();
-        if (type == REPL_F_HEARTBEAT) continue;
+        if (type == REPL_F_HEARTBEAT) {
+            note_heartbeat(r, src, gen, payload.data, payload.len);
+            continue;
+        }
         if (type == REPL_F_ERROR) break;
         if (type != REPL_F_BATCH) {
             err_set(&e, ERR_VALIDATION, "unexpected frame type %d", (int)type);
             break;
         }
         uint64_t through = 0;
-        if (apply_batch(r, src, payload.data, payload.len, &through, &e) < 0) {
+        if (apply_batch(r, src, gen, payload.data, payload.len, &through, &e) < 0) {
             log_error("applying replication from %s failed: %s", peer, e.msg);
             const char *msg = "apply failed";
             repl_frame_send(cn->fd, REPL_F_ERROR, msg, strlen(msg), 1000, &e);
@@ -979,14 +1124,100 @@ static void collect_log(repl *r, uint64_t *collected)
     store_batch_free(b);
 }
 
+/* The tables with a back-fill still owed to some peer (markers in meta). */
+typedef struct owed_set {
+    uint8_t (*uids)[TABLE_UID_LEN];
+    size_t n, cap;
+} owed_set;
+
+static void load_owed(repl *r, owed_set *o)
+{
+    o->n = 0;
+    const char *pre = BACKFILL_PREFIX;
+    char hi[] = BACKFILL_PREFIX;
+    hi[sizeof(hi) - 2]++; /* the prefix's successor: "backfill0" */
+    store_iter *it = store_iter_new(r->d->st, STORE_CF_META, pre, strlen(pre), hi, strlen(hi));
+    for (store_iter_first(it); store_iter_valid(it); store_iter_next(it)) {
+        size_t kl;
+        const char *k = (const char *)store_iter_key(it, &kl);
+        if (kl < 2 * TABLE_UID_LEN) continue;
+        uint8_t uid[TABLE_UID_LEN];
+        bool ok = true;
+        for (size_t i = 0; i < TABLE_UID_LEN && ok; i++) {
+            unsigned v;
+            char h[3] = {k[kl - 2 * TABLE_UID_LEN + 2 * i], k[kl - 2 * TABLE_UID_LEN + 2 * i + 1],
+                         0};
+            ok = sscanf(h, "%2x", &v) == 1;
+            uid[i] = (uint8_t)v;
+        }
+        if (!ok) continue;
+        if (o->n == o->cap) {
+            o->cap = o->cap ? 2 * o->cap : 16;
+            o->uids = realloc(o->uids, o->cap * sizeof(*o->uids));
+            if (!o->uids) abort();
+        }
+        memcpy(o->uids[o->n++], uid, TABLE_UID_LEN);
+    }
+    store_iter_free(it);
+}
+
+/* Tombstones of a table are collected only while its replica set is settled:
+ * every replica ACTIVE (this one included) and no back-fill of it owed by
+ * this region, so every copy a back-fill may still carry is newer than what
+ * is collected (docs/REPLICATION.md). */
+static bool table_collectable(void *ctx, table *t)
+{
+    owed_set *o = ctx;
+    for (size_t i = 0; i < o->n; i++)
+        if (memcmp(o->uids[i], t->uid, TABLE_UID_LEN) == 0) return false;
+    pthread_mutex_lock(&t->settings_mu);
+    bool ok = t->settings.n_replicas > 0;
+    for (size_t i = 0; i < t->settings.n_replicas; i++) {
+        const table_replica *q = &t->settings.replicas[i];
+        if (!q->removed && q->status != REPLICA_ACTIVE) ok = false;
+    }
+    pthread_mutex_unlock(&t->settings_mu);
+    return ok;
+}
+
+/* Computes the frontiers and collects the tombstones below the horizon: the
+ * global frontier (every region has applied every write stamped up to it)
+ * minus the grace period. */
+static void collect_tombstones(repl *r, owed_set *o)
+{
+    uint64_t f = applied_frontier(r), g = f;
+    for (size_t i = 0; i < r->n_peers; i++) {
+        uint64_t pf = atomic_load(&r->sources[i].frontier);
+        if (pf < g) g = pf;
+    }
+    atomic_store(&r->applied_frontier, f);
+    atomic_store(&r->global_frontier, g);
+    uint64_t grace = r->grace_ms << HLC_LOGICAL_BITS;
+    if (g <= grace) return;
+    load_owed(r, o);
+    uint64_t n = 0;
+    err e;
+    if (db_collect_tombstones(r->d, g - grace, table_collectable, o, TOMB_SCAN_MAX, &n, &e) < 0)
+        log_warn("tombstone collection failed: %s", e.msg);
+    if (n) {
+        atomic_fetch_add(&r->tombstones_collected, n);
+        log_debug("collected %llu tombstones", (unsigned long long)n);
+    }
+}
+
 static void *accept_main(void *arg)
 {
     repl *r = arg;
-    uint64_t collected = 0, last_gc = mono_ms();
+    uint64_t collected = 0, last_gc = mono_ms(), last_tomb_gc = mono_ms();
+    owed_set owed = {0};
     while (atomic_load(&r->running)) {
         if (mono_ms() - last_gc > 5000) {
             collect_log(r, &collected);
             last_gc = mono_ms();
+        }
+        if (mono_ms() - last_tomb_gc > TOMB_GC_MS) {
+            collect_tombstones(r, &owed);
+            last_tomb_gc = mono_ms();
         }
         struct pollfd p = {.fd = r->listen_fd, .events = POLLIN};
         if (poll(&p, 1, 200) <= 0) {
@@ -1016,6 +1247,7 @@ static void *accept_main(void *arg)
         }
         pthread_mutex_unlock(&r->conn_mu);
     }
+    free(owed.uids);
     return NULL;
 }
 
@@ -1134,8 +1366,9 @@ static int activate(void *ctx, table *t, table_settings *s, store_batch *b, err 
     /* Only this replica's status changes: the settings version is left alone,
      * so the activation cannot undo a settings change made elsewhere. */
     if (table_settings_activate(s, a->r->region)) {
-        a->seq = db_log_descriptor(a->r->d, t, s, b);
+        a->seq = db_log_reserve(a->r->d, NULL);
         a->logged = true;
+        db_log_descriptor(a->r->d, t, s, a->seq, b);
     }
     return 0;
 }
@@ -1188,6 +1421,7 @@ repl *repl_start(db *d, const repl_config *cfg, err *e)
     r->key_len = cfg->key_len < sizeof(r->key) ? cfg->key_len : sizeof(r->key);
     r->retention_ms = cfg->retention_ms;
     r->retention_bytes = cfg->retention_bytes;
+    r->grace_ms = cfg->tombstone_grace_ms;
     memcpy(r->key, cfg->key, r->key_len);
     r->n_peers = cfg->n_peers;
     r->links = calloc(cfg->n_peers ? cfg->n_peers : 1, sizeof(peer_link));
@@ -1204,6 +1438,15 @@ repl *repl_start(db *d, const repl_config *cfg, err *e)
         source_state *s = &r->sources[i];
         snprintf(s->name, sizeof(s->name), "%s", cfg->peers[i].name);
         pthread_mutex_init(&s->apply_mu, NULL);
+        buf k, v;
+        buf_init(&k);
+        buf_init(&v);
+        claim_key(&k, s->name);
+        err ce;
+        if (store_get(d->st, STORE_CF_META, k.data, k.len, &v, &ce) == 1 && v.len == 8)
+            atomic_store(&s->claim_ts, load_u64be(v.data));
+        buf_free(&k);
+        buf_free(&v);
     }
     r->listen_fd = listen_on(cfg->listen_host, cfg->listen_port, e);
     if (r->listen_fd < 0) {
@@ -1340,6 +1583,22 @@ void repl_render_metrics(repl *r, buf *out)
                    r->sources[i].name, r->region,
                    (double)atomic_load(&r->sources[i].last_commit_ms) / 1000.0);
     buf_printf(out,
+               "# HELP meridian_replication_applied_frontier_ms Every write stamped at or before "
+               "this time (ms) is applied in this region (0: not known yet).\n"
+               "# TYPE meridian_replication_applied_frontier_ms gauge\n"
+               "meridian_replication_applied_frontier_ms %llu\n"
+               "# HELP meridian_replication_global_frontier_ms The same, known to hold in every "
+               "region; tombstones older than this minus the grace period are collected.\n"
+               "# TYPE meridian_replication_global_frontier_ms gauge\n"
+               "meridian_replication_global_frontier_ms %llu\n"
+               "# HELP meridian_tombstones_collected_total Tombstones deleted once every region "
+               "had them.\n"
+               "# TYPE meridian_tombstones_collected_total counter\n"
+               "meridian_tombstones_collected_total %llu\n",
+               (unsigned long long)HLC_MS(atomic_load(&r->applied_frontier)),
+               (unsigned long long)HLC_MS(atomic_load(&r->global_frontier)),
+               (unsigned long long)atomic_load(&r->tombstones_collected));
+    buf_printf(out,
                "# HELP meridian_replication_clock_skew_violations_total Received timestamps too "
                "far ahead of the local clock.\n"
                "# TYPE meridian_replication_clock_skew_violations_total counter\n"
@@ -1371,8 +1630,12 @@ void repl_status_json(repl *r, buf *out)
         if (k && kl == 8) first = load_u64be(k);
         store_iter_free(it);
     }
-    buf_printf(out, "{\"region\":\"%s\",\"log_position\":%llu,\"log_first\":%llu,\"links\":[",
-               r ? r->region : "", (unsigned long long)stable, (unsigned long long)first);
+    buf_printf(out,
+               "{\"region\":\"%s\",\"log_position\":%llu,\"log_first\":%llu,"
+               "\"applied_frontier_ms\":%llu,\"global_frontier_ms\":%llu,\"links\":[",
+               r ? r->region : "", (unsigned long long)stable, (unsigned long long)first,
+               r ? (unsigned long long)HLC_MS(atomic_load(&r->applied_frontier)) : 0ull,
+               r ? (unsigned long long)HLC_MS(atomic_load(&r->global_frontier)) : 0ull);
     for (size_t i = 0; r && i < r->n_peers; i++) {
         peer_link *l = &r->links[i];
         source_state *s = &r->sources[i];

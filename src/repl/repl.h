@@ -34,6 +34,7 @@ typedef struct repl_config {
     size_t key_len;
     uint64_t retention_ms;    /* keep unacknowledged log entries at most this long (0: forever) */
     uint64_t retention_bytes; /* and at most this many bytes of log (0: no limit) */
+    uint64_t tombstone_grace_ms; /* tombstones stay this long after every region has them */
 } repl_config;
 
 typedef struct repl repl;

@@ -124,6 +124,14 @@ void metrics_render(metrics *m, db *d, buf *out)
     for (size_t i = 0; i < nt; i++)
         buf_printf(out, "meridian_replication_conflicts_total{account=\"%s\",table=\"%s\"} %llu\n",
                    ts[i]->account, ts[i]->name, (unsigned long long)atomic_load(&ts[i]->conflicts));
+    buf_puts(out, "# HELP meridian_tombstones Deletes in a global table kept until every region "
+                  "has them (plus the grace period).\n"
+                  "# TYPE meridian_tombstones gauge\n");
+    for (size_t i = 0; i < nt; i++) {
+        int64_t n = atomic_load(&ts[i]->tombstones);
+        buf_printf(out, "meridian_tombstones{account=\"%s\",table=\"%s\"} %lld\n", ts[i]->account,
+                   ts[i]->name, (long long)(n < 0 ? 0 : n));
+    }
     catalog_release_all(ts, nt);
     repl_render_metrics(m->repl, out);
     buf_printf(out,

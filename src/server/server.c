@@ -34,7 +34,8 @@ void server_usage(void)
             "                      [--log-level debug|info|warn|error] [--threads N]\n"
             "                      [--idle-timeout SECONDS] [--max-connections N]\n"
             "                      [--max-clock-skew-ms N] [--clock-offset-ms N (tests only)]\n"
-            "                      [--log-retention-ms N] [--log-retention-bytes N]\n");
+            "                      [--log-retention-ms N] [--log-retention-bytes N]\n"
+            "                      [--tombstone-grace-ms N]\n");
 }
 
 int parse_host_port(const char *s, char **host, int *port)
@@ -92,6 +93,7 @@ int server_parse_args(int argc, char **argv, server_config *cfg)
     cfg->max_clock_skew_ms = 60000;
     cfg->log_retention_ms = 7ull * 24 * 3600 * 1000;       /* a week */
     cfg->log_retention_bytes = 64ull * 1024 * 1024 * 1024; /* 64 GiB */
+    cfg->tombstone_grace_ms = 24ull * 3600 * 1000;         /* a day */
     static const struct option longopts[] = {
         {"region", required_argument, 0, 'r'},
         {"data", required_argument, 0, 'd'},
@@ -108,6 +110,7 @@ int server_parse_args(int argc, char **argv, server_config *cfg)
         {"clock-offset-ms", required_argument, 0, 'O'},
         {"log-retention-ms", required_argument, 0, 'R'},
         {"log-retention-bytes", required_argument, 0, 'B'},
+        {"tombstone-grace-ms", required_argument, 0, 'G'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
@@ -196,18 +199,26 @@ int server_parse_args(int argc, char **argv, server_config *cfg)
                 return -1;
             break;
         case 'R':
-        case 'B': {
+        case 'B':
+        case 'G': {
             char *end;
+            errno = 0;
             unsigned long long v = strtoull(optarg, &end, 10);
-            if (!*optarg || *end || optarg[0] == '-') {
-                fprintf(stderr, "meridian serve: --log-retention-%s must be a whole number\n",
-                        ch == 'R' ? "ms" : "bytes");
+            const char *flag = ch == 'R'   ? "--log-retention-ms"
+                               : ch == 'B' ? "--log-retention-bytes"
+                                           : "--tombstone-grace-ms";
+            if (!*optarg || *end || optarg[0] == '-' || errno == ERANGE ||
+                (ch == 'G' && v > 10ull * 365 * 86400000)) {
+                fprintf(stderr, "meridian serve: %s must be a whole number%s\n", flag,
+                        ch == 'G' ? " of milliseconds, at most ten years" : "");
                 return -1;
             }
             if (ch == 'R')
                 cfg->log_retention_ms = v;
-            else
+            else if (ch == 'B')
                 cfg->log_retention_bytes = v;
+            else
+                cfg->tombstone_grace_ms = v;
             break;
         }
         case 'O': {
@@ -376,6 +387,7 @@ int server_run(const server_config *cfg)
         .key_len = cluster_key_len,
         .retention_ms = cfg->log_retention_ms,
         .retention_bytes = cfg->log_retention_bytes,
+        .tombstone_grace_ms = cfg->tombstone_grace_ms,
     };
     repl *r = repl_start(&d, &rc, &e);
     memset(cluster_key, 0, sizeof(cluster_key));

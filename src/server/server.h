@@ -35,6 +35,7 @@ typedef struct server_config {
     unsigned max_clock_skew_ms;          /* received timestamps may lead the local clock by this */
     unsigned long long log_retention_ms; /* replication log kept for unreachable peers */
     unsigned long long log_retention_bytes; /* ... and at most this large */
+    unsigned long long tombstone_grace_ms;  /* deletes kept after every region has them */
 } server_config;
 
 /* Parses `serve` arguments (argv[0] is "serve"). Prints the problem and

@@ -13,7 +13,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static const char *const cf_names[STORE_CF_COUNT + 1] = {"meta", "items", "rlog", "default"};
+static const char *const cf_names[STORE_CF_COUNT + 1] = {"meta", "items", "rlog", "tombs",
+                                                         "default"};
 
 struct store {
     rocksdb_t *db;

@@ -4,6 +4,7 @@
  *   meta   table catalog and counters (db/catalog.c owns the key layout)
  *   items  item records keyed by item/codec.h key_encode_item
  *   rlog   replication log (appended in the same batch as the item; db/rlog.h)
+ *   tombs  index of tombstones by version, for their collection (db/db.h)
  * RocksDB's C API (malloc'ed error strings, malloc'ed values) stays behind
  * this interface; callers see err and buf.
  *
@@ -22,7 +23,13 @@
 #include "util/buf.h"
 #include "util/err.h"
 
-typedef enum store_cf { STORE_CF_META = 0, STORE_CF_ITEMS, STORE_CF_RLOG, STORE_CF_COUNT } store_cf;
+typedef enum store_cf {
+    STORE_CF_META = 0,
+    STORE_CF_ITEMS,
+    STORE_CF_RLOG,
+    STORE_CF_TOMBS,
+    STORE_CF_COUNT
+} store_cf;
 
 typedef struct store store;
 typedef struct store_batch store_batch;

@@ -831,6 +831,33 @@ def scrape_metrics(server):
     return samples, types
 
 
+def link_up(cluster, region, peer):
+    """meridian_replication_link_up of region's link to peer (1 or 0)."""
+    samples, _ = cluster.metrics(region)
+    found = metric_samples(samples, "meridian_replication_link_up", peer=peer)
+    if not found:
+        raise AssertionError("no meridian_replication_link_up{peer=%r} in %s" % (peer, region))
+    return found[0][2]
+
+
+def S(v):
+    return {"S": v}
+
+
+def N(v):
+    return {"N": str(v)}
+
+
+def pk_key(pk):
+    """The key of an item of a table whose only key attribute is pk (S)."""
+    return {"pk": S(pk)}
+
+
+def get_pk(c, table, pk):
+    """Strongly consistent GetItem by pk_key(pk); the item or None."""
+    return c.get_item(TableName=table, Key=pk_key(pk), ConsistentRead=True).get("Item")
+
+
 def metric_samples(samples, name, **labels):
     return [(n, l, v) for n, l, v in samples if n == name and all(l.get(k) == x for k, x in labels.items())]
 

@@ -392,20 +392,7 @@ class ClusterHarnessTest(harness.TestCase):
 
 # -- partitions -----------------------------------------------------------------
 
-def S(v):
-    return {"S": v}
-
-
-def N(v):
-    return {"N": str(v)}
-
-
-def key(pk):
-    return {"pk": S(pk)}
-
-
-def get(c, table, pk):
-    return c.get_item(TableName=table, Key=key(pk), ConsistentRead=True).get("Item")
+S, N, key, get = harness.S, harness.N, harness.pk_key, harness.get_pk
 
 
 def metric(cluster, region, name, **labels):
@@ -413,12 +400,7 @@ def metric(cluster, region, name, **labels):
     return harness.metric_value(samples, name, **labels)
 
 
-def link_up(cluster, region, peer):
-    samples, _ = cluster.metrics(region)
-    found = harness.metric_samples(samples, "meridian_replication_link_up", peer=peer)
-    if not found:
-        raise AssertionError("no meridian_replication_link_up{peer=%r} in %s" % (peer, region))
-    return found[0][2]
+link_up = harness.link_up
 
 
 class Writer(threading.Thread):

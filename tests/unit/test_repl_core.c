@@ -273,7 +273,8 @@ static table *create_table(node *n, const tdef *td)
     if (catalog_create(n->d->cat, &tmpl, &t, &e) < 0) fail_msg("catalog_create: %s", e.msg);
     if (td->scope != SCOPE_LOCAL) {
         store_batch *b = store_batch_new(n->d->st);
-        uint64_t seq = db_log_descriptor(n->d, t, &t->settings, b);
+        uint64_t seq = db_log_reserve(n->d, NULL);
+        db_log_descriptor(n->d, t, &t->settings, seq, b);
         int rc = store_write(n->d->st, b, &e);
         rlog_done(&n->d->log, seq);
         store_batch_free(b);
@@ -466,6 +467,10 @@ typedef struct mver { /* one acknowledged write of the model */
 typedef struct batch {
     struct batch *next;
     uint64_t through; /* the position the batch brings the receiver to */
+    /* The heartbeat riding on the batch (0: none): once the receiver has
+     * applied through `through`, it holds every write of the sender stamped
+     * <= claim_ts; `frontier` is the sender's applied frontier. */
+    uint64_t claim_ts, frontier;
     size_t n;
     uint64_t *seq;
     buf *ent;
@@ -502,7 +507,13 @@ typedef struct sim {
         uint64_t reconflicts; /* conflicts counted for an entry applied there before */
         uint64_t regressions; /* db_apply calls that lowered the recorded position */
         uint64_t clamped;     /* received versions beyond the allowed skew */
+        uint64_t collected;   /* tombstones collected */
     } st;
+    /* Tombstone collection, as repl/repl.c does it: claim[r][o] is region r's
+     * claim on region o (persisted), frep[r][o] the frontier o last reported
+     * to r (in memory: lost when r restarts). */
+    uint64_t claim[N_REGIONS][N_REGIONS], frep[N_REGIONS][N_REGIONS];
+    uint64_t final_g[N_REGIONS]; /* the horizon of each region's last collection */
 } sim;
 
 static sim *g_sim;
@@ -919,9 +930,16 @@ static void sim_write(sim *s, int r)
 }
 
 /* Sender: puts the next entries (up to the watermark) on the wire. */
+static uint64_t sim_frontier(sim *s, int r);
+
 static void sim_send(sim *s, plink *l)
 {
     node *src = &s->nd[l->src];
+    hlc_set_offset_ms(src->skew_ms);
+    uint64_t w, claim;
+    err e;
+    SIM_CHECK(s, db_safe_point(src->d, &w, &claim, &e) == 0, "%s", e.msg);
+    uint64_t frontier = sim_frontier(s, l->src);
     uint64_t stable = rlog_stable(&src->d->log);
     if (l->cursor >= stable) return;
     uint64_t hi = l->cursor + 1 + rnd(s) % 8;
@@ -934,6 +952,10 @@ static void sim_send(sim *s, plink *l)
     assert_true(b->seq && b->ent);
     b->n = read_log(src, l->cursor + 1, hi, b->seq, b->ent, max);
     b->through = hi;
+    if (hi >= w) { /* the log through the safe point's watermark is in this batch */
+        b->claim_ts = claim;
+        b->frontier = frontier;
+    }
     /* No write failed, so the log has no holes below the watermark. */
     SIM_CHECK(s, b->n == max, "%s: entries %llu..%llu: only %zu in the log", src->name,
               (unsigned long long)l->cursor + 1, (unsigned long long)hi, b->n);
@@ -1089,6 +1111,11 @@ static void sim_apply(sim *s, plink *l, const batch *b, size_t from, size_t to, 
         SIM_CHECK(s, pos <= l->contig,
                   "%s records position %llu from %s but entry %llu was never applied", dn->name,
                   (unsigned long long)pos, REGION[l->src], (unsigned long long)l->contig + 1);
+        if (pos == b->through && b->claim_ts) {
+            uint64_t *c = &s->claim[l->dst][l->src], *f = &s->frep[l->dst][l->src];
+            if (b->claim_ts > *c) *c = b->claim_ts;
+            if (b->frontier > *f) *f = b->frontier;
+        }
     }
     arena_free(&a);
 }
@@ -1139,6 +1166,8 @@ static void sim_deliver(sim *s, plink *l, bool clean)
             buf_append(&m->ent[i], from->ent[j].data, from->ent[j].len);
         }
         m->through = c->through;
+        m->claim_ts = c->claim_ts;
+        m->frontier = c->frontier;
         batch_free(b);
         batch_free(c);
         b = m;
@@ -1185,9 +1214,20 @@ static void sim_crash(sim *s, int r)
             count[t] = atomic_load(&s->tab[r][t]->item_count);
             bytes[t] = atomic_load(&s->tab[r][t]->size_bytes);
         }
+    int64_t tombs[N_TABLES];
+    for (int t = 0; t < N_TABLES; t++)
+        tombs[t] = s->tab[r][t] ? atomic_load(&s->tab[r][t]->tombstones) : 0;
     sim_close(s, r);
     sim_open(s, r);
     s->st.crashes++;
+    for (int o = 0; o < N_REGIONS; o++)
+        s->frep[r][o] = 0; /* reported frontiers live in memory only */
+    for (int t = 0; t < N_TABLES; t++)
+        if (s->tab[r][t])
+            SIM_CHECK(s, atomic_load(&s->tab[r][t]->tombstones) == tombs[t],
+                      "%s.%s: %lld tombstones counted at start-up, %lld before the restart",
+                      n->name, TDEF[t].name, (long long)atomic_load(&s->tab[r][t]->tombstones),
+                      (long long)tombs[t]);
     SIM_CHECK(s, rlog_stable(&n->d->log) == stable, "%s: watermark %llu after restart, %llu before",
               n->name, (unsigned long long)rlog_stable(&n->d->log), (unsigned long long)stable);
     for (int t = 0; t < N_TABLES; t++)
@@ -1209,10 +1249,43 @@ static void sim_crash(sim *s, int r)
         }
 }
 
+/* Region r's applied frontier: its own safe point and its claims on the others. */
+static uint64_t sim_frontier(sim *s, int r)
+{
+    uint64_t w, f;
+    err e;
+    hlc_set_offset_ms(s->nd[r].skew_ms);
+    SIM_CHECK(s, db_safe_point(s->nd[r].d, &w, &f, &e) == 0, "%s", e.msg);
+    for (int o = 0; o < N_REGIONS; o++)
+        if (o != r && s->claim[r][o] < f) f = s->claim[r][o];
+    return f;
+}
+
+static bool sim_accept(void *ctx, table *t)
+{
+    (void)ctx;
+    (void)t;
+    return true;
+}
+
+/* Region r collects the tombstones below its global frontier (grace 0). */
+static void sim_collect(sim *s, int r)
+{
+    uint64_t g = sim_frontier(s, r);
+    for (int o = 0; o < N_REGIONS; o++)
+        if (o != r && s->frep[r][o] < g) g = s->frep[r][o];
+    uint64_t n = 0;
+    err e;
+    SIM_CHECK(s, db_collect_tombstones(s->nd[r].d, g, sim_accept, NULL, 1000000, &n, &e) == 0, "%s",
+              e.msg);
+    s->st.collected += n;
+    s->final_g[r] = g;
+}
+
 typedef struct snap {
     bool has[N_TABLES][MAX_KEYS];
     buf rec[N_TABLES][MAX_KEYS];
-    int64_t live[N_TABLES], bytes[N_TABLES];
+    int64_t live[N_TABLES], bytes[N_TABLES], tombs[N_TABLES];
 } snap;
 
 /* Every record of region r's items column family, by model key. */
@@ -1240,7 +1313,10 @@ static void take_snapshot(sim *s, int r, snap *sn)
         sn->has[t][key] = true;
         buf_init(&sn->rec[t][key]);
         buf_append(&sn->rec[t][key], v, vl);
-        if (!(vl > 1 && (v[1] & 1))) sn->live[t]++;
+        if (!(vl > 1 && (v[1] & 1)))
+            sn->live[t]++;
+        else
+            sn->tombs[t]++;
         sn->bytes[t] += (int64_t)(kl + vl);
     }
     err e;
@@ -1286,6 +1362,23 @@ static void sim_final(sim *s)
                       (unsigned long long)s->ln[a][b].contig, (unsigned long long)last);
         }
     }
+    /* (5) Heartbeats on the healed links, twice (claims, then the frontiers
+     * built on them), then every region collects: everything was applied
+     * everywhere, so every tombstone goes. */
+    for (int round = 0; round < 2; round++)
+        for (int a = 0; a < N_REGIONS; a++)
+            for (int b = 0; b < N_REGIONS; b++)
+                if (a != b) {
+                    uint64_t w, c;
+                    err e;
+                    hlc_set_offset_ms(s->nd[a].skew_ms);
+                    SIM_CHECK(s, db_safe_point(s->nd[a].d, &w, &c, &e) == 0, "%s", e.msg);
+                    if (c > s->claim[b][a]) s->claim[b][a] = c;
+                    uint64_t f = sim_frontier(s, a);
+                    if (f > s->frep[b][a]) s->frep[b][a] = f;
+                }
+    for (int r = 0; r < N_REGIONS; r++)
+        sim_collect(s, r);
     snap *sn = calloc(N_REGIONS, sizeof(snap));
     assert_non_null(sn);
     for (int r = 0; r < N_REGIONS; r++)
@@ -1295,58 +1388,53 @@ static void sim_final(sim *s)
     for (int t = 0; t < N_TABLES; t++) {
         if (TDEF[t].scope != SCOPE_GLOBAL) continue;
         for (int k = 0; k < TDEF[t].n_keys; k++) {
-            /* (1) identical records (version, tombstone, item) in every region. */
-            item_record rec[N_REGIONS];
-            for (int r = 0; r < N_REGIONS; r++) {
-                SIM_CHECK(s, sn[r].has[t][k] == sn[0].has[t][k],
-                          "%s key %d: present in %s: %d, in %s: %d", TDEF[t].name, k, REGION[r],
-                          sn[r].has[t][k], REGION[0], sn[0].has[t][k]);
-                if (!sn[r].has[t][k]) continue;
-                SIM_CHECK(
-                    s, record_decode(&a, sn[r].rec[t][k].data, sn[r].rec[t][k].len, &rec[r]) == 0,
-                    "corrupt record");
-            }
-            for (int r = 1; r < N_REGIONS && sn[0].has[t][k]; r++) {
-                SIM_CHECK(s,
-                          rec[r].ts == rec[0].ts && strcmp(rec[r].origin, rec[0].origin) == 0 &&
-                              rec[r].tombstone == rec[0].tombstone,
-                          "%s key %d diverged: %s holds %llu/%s%s, %s holds %llu/%s%s",
-                          TDEF[t].name, k, REGION[0], (unsigned long long)rec[0].ts, rec[0].origin,
-                          rec[0].tombstone ? " (tombstone)" : "", REGION[r],
-                          (unsigned long long)rec[r].ts, rec[r].origin,
-                          rec[r].tombstone ? " (tombstone)" : "");
-                SIM_CHECK(s, rec[0].tombstone || mv_equal(rec[0].item, rec[r].item),
-                          "%s key %d: same version, different items", TDEF[t].name, k);
-                SIM_CHECK(s,
-                          sn[r].rec[t][k].len == sn[0].rec[t][k].len &&
-                              memcmp(sn[r].rec[t][k].data, sn[0].rec[t][k].data,
-                                     sn[0].rec[t][k].len) == 0,
-                          "%s key %d: same version, different record bytes", TDEF[t].name, k);
-            }
-            /* (2) the survivor is the newest version ever written to the key. */
+            /* (1) the newest version ever written to the key survives in every
+             * region: the same record bytes everywhere, or for a delete its
+             * tombstone or nothing (collected), never an older version. */
             size_t nv = s->nver[t][k];
-            SIM_CHECK(s, (nv > 0) == sn[0].has[t][k], "%s key %d: %zu writes, record present %d",
-                      TDEF[t].name, k, nv, sn[0].has[t][k]);
-            if (!nv) continue;
-            const mver *best = &s->ver[t][k][0];
+            const mver *best = nv ? &s->ver[t][k][0] : NULL;
             for (size_t i = 1; i < nv; i++) {
                 const mver *v = &s->ver[t][k][i];
                 if (db_version_cmp(v->ts, REGION[v->origin], best->ts, REGION[best->origin]) > 0)
                     best = v;
             }
-            SIM_CHECK(s, rec[0].ts == best->ts && strcmp(rec[0].origin, REGION[best->origin]) == 0,
-                      "%s key %d: survivor %llu/%s, newest write %llu/%s", TDEF[t].name, k,
-                      (unsigned long long)rec[0].ts, rec[0].origin, (unsigned long long)best->ts,
-                      REGION[best->origin]);
-            size_t hl = record_header_len(sn[0].rec[t][k].data, sn[0].rec[t][k].len);
-            SIM_CHECK(s,
-                      rec[0].tombstone == best->tombstone &&
-                          sn[0].rec[t][k].len - hl == best->item_len &&
-                          (best->item_len == 0 ||
-                           memcmp(sn[0].rec[t][k].data + hl, best->item, best->item_len) == 0),
-                      "%s key %d: the survivor's contents are not those written with its version",
-                      TDEF[t].name, k);
-            /* (3) no acknowledged write lost: each is the survivor or older. */
+            for (int r = 0; r < N_REGIONS; r++) {
+                if (!sn[r].has[t][k]) {
+                    SIM_CHECK(s, !best || best->tombstone,
+                              "%s key %d: absent in %s, the newest write %llu/%s is a put",
+                              TDEF[t].name, k, REGION[r], (unsigned long long)best->ts,
+                              REGION[best->origin]);
+                    continue;
+                }
+                item_record rec;
+                SIM_CHECK(s,
+                          record_decode(&a, sn[r].rec[t][k].data, sn[r].rec[t][k].len, &rec) == 0,
+                          "corrupt record");
+                SIM_CHECK(s, best, "%s key %d: a record in %s, never written", TDEF[t].name, k,
+                          REGION[r]);
+                SIM_CHECK(s,
+                          rec.ts == best->ts && strcmp(rec.origin, REGION[best->origin]) == 0 &&
+                              rec.tombstone == best->tombstone,
+                          "%s key %d: %s holds %llu/%s%s, the newest write is %llu/%s%s",
+                          TDEF[t].name, k, REGION[r], (unsigned long long)rec.ts, rec.origin,
+                          rec.tombstone ? " (tombstone)" : "", (unsigned long long)best->ts,
+                          REGION[best->origin], best->tombstone ? " (delete)" : "");
+                size_t hl = record_header_len(sn[r].rec[t][k].data, sn[r].rec[t][k].len);
+                SIM_CHECK(s,
+                          sn[r].rec[t][k].len - hl == best->item_len &&
+                              (best->item_len == 0 ||
+                               memcmp(sn[r].rec[t][k].data + hl, best->item, best->item_len) == 0),
+                          "%s key %d: %s holds other contents than those written with its version",
+                          TDEF[t].name, k, REGION[r]);
+                /* A tombstone left after the final collection is newer than what
+                 * every region had reported applying (clocks beyond the skew). */
+                SIM_CHECK(s, !rec.tombstone || rec.ts > s->final_g[r],
+                          "%s key %d: %s kept tombstone %llu below its global frontier %llu",
+                          TDEF[t].name, k, REGION[r], (unsigned long long)rec.ts,
+                          (unsigned long long)s->final_g[r]);
+            }
+            if (!nv) continue;
+            /* (2) no acknowledged write lost: each is the survivor or older. */
             for (size_t i = 0; i < nv; i++) {
                 const mver *v = &s->ver[t][k][i];
                 int c = db_version_cmp(v->ts, REGION[v->origin], best->ts, REGION[best->origin]);
@@ -1367,6 +1455,9 @@ static void sim_final(sim *s)
             SIM_CHECK(s, atomic_load(&s->tab[r][t]->size_bytes) == sn[r].bytes[t],
                       "%s.%s: size_bytes %lld, %lld stored", REGION[r], TDEF[t].name,
                       (long long)atomic_load(&s->tab[r][t]->size_bytes), (long long)sn[r].bytes[t]);
+            SIM_CHECK(s, atomic_load(&s->tab[r][t]->tombstones) == sn[r].tombs[t],
+                      "%s.%s: %lld tombstones counted, %lld stored", REGION[r], TDEF[t].name,
+                      (long long)atomic_load(&s->tab[r][t]->tombstones), (long long)sn[r].tombs[t]);
         }
     arena_free(&a);
     for (int r = 0; r < N_REGIONS; r++)
@@ -1416,6 +1507,9 @@ static void sim_run(uint64_t seed, int rounds)
         for (int a = 0; a < N_REGIONS; a++)
             for (int b = 0; b < N_REGIONS; b++)
                 if (s->ln[a][b].down) s->ln[a][b].down--;
+        /* Tombstone collection runs now and then in each region. */
+        for (int r = 0; r < N_REGIONS; r++)
+            if (chance(s, 30)) sim_collect(s, r);
     }
     s->round = rounds; /* the final delivery */
     sim_final(s);
@@ -1424,8 +1518,8 @@ static void sim_run(uint64_t seed, int rounds)
     print_message("seed %llu: %llu writes (%llu failed), %llu entries, %llu db_apply calls "
                   "(applied %llu, lost %llu, duplicate %llu, skipped %llu, conflicts %llu), "
                   "%llu crashes, %llu lost batches, %llu duplicated, %llu split, %llu merged, "
-                  "%llu partitions, %llu clamped versions; %llu conflicts on re-applied "
-                  "entries, %llu position regressions\n",
+                  "%llu partitions, %llu clamped versions, %llu tombstones collected; %llu "
+                  "conflicts on re-applied entries, %llu position regressions\n",
                   (unsigned long long)seed, (unsigned long long)s->st.writes,
                   (unsigned long long)s->st.failed, (unsigned long long)s->st.entries,
                   (unsigned long long)s->st.applies, (unsigned long long)s->st.applied,
@@ -1434,8 +1528,8 @@ static void sim_run(uint64_t seed, int rounds)
                   (unsigned long long)s->st.crashes, (unsigned long long)s->st.losses,
                   (unsigned long long)s->st.duplicates, (unsigned long long)s->st.splits,
                   (unsigned long long)s->st.merges, (unsigned long long)s->st.partitions,
-                  (unsigned long long)s->st.clamped, (unsigned long long)s->st.reconflicts,
-                  (unsigned long long)s->st.regressions);
+                  (unsigned long long)s->st.clamped, (unsigned long long)s->st.collected,
+                  (unsigned long long)s->st.reconflicts, (unsigned long long)s->st.regressions);
     g_sim = NULL;
     sim_free(s);
 }
@@ -1505,7 +1599,9 @@ static void *reserve_main(void *arg)
 static void test_rlog_watermark(void **state)
 {
     static rlog l;
-    rlog_init(&l, 10);
+    static hlc clock;
+    hlc_init(&clock);
+    rlog_init(&l, 10, &clock);
     assert_int_equal(rlog_stable(&l), 10);
     uint64_t a = rlog_reserve(&l, 1), b = rlog_reserve(&l, 3), c = rlog_reserve(&l, 2);
     assert_int_equal(a, 11);
@@ -1563,9 +1659,53 @@ static void test_rlog_watermark(void **state)
     rlog_destroy(&l);
 
     /* After a restart nothing is outstanding: next = last on disk + 1. */
-    rlog_init(&l, 0);
+    rlog_init(&l, 0, &clock);
     assert_int_equal(rlog_stable(&l), 0);
     assert_int_equal(rlog_reserve(&l, 1), 1);
+    rlog_destroy(&l);
+}
+
+/* Safe points: every entry above the returned watermark is stamped above the
+ * returned timestamp, for reservations in flight and for future ones, as long
+ * as writers stamp after reserving (db_write, db_log_reserve). */
+static void test_rlog_safe_point(void **state)
+{
+    (void)state;
+    static rlog l;
+    static hlc clock;
+    hlc_init(&clock);
+    rlog_init(&l, 4, &clock);
+    uint64_t seq;
+    /* Nothing in flight: the watermark, and a fresh timestamp of the clock
+     * (the safe point follows the clock while nothing is written). */
+    uint64_t before = hlc_now(&clock);
+    uint64_t sp = rlog_safe_point(&l, &seq);
+    assert_int_equal(seq, 4);
+    assert_true(sp > before);
+    /* A later reservation stamps above the safe point taken before it. */
+    uint64_t a = rlog_reserve(&l, 1);
+    uint64_t ts_a = hlc_now(&clock);
+    assert_true(ts_a > sp);
+    /* While `a` is in flight, a safe point stays at or below the clock value
+     * `a` reserved at, however far the clock runs: `a` may still commit. */
+    uint64_t b = rlog_reserve(&l, 2);
+    for (int i = 0; i < 100; i++)
+        hlc_now(&clock);
+    sp = rlog_safe_point(&l, &seq);
+    assert_int_equal(seq, 4);
+    assert_true(sp < ts_a);
+    /* `b` finishes first: still held back by `a` (watermark and time). */
+    rlog_done(&l, b);
+    assert_true(rlog_safe_point(&l, &seq) < ts_a);
+    assert_int_equal(seq, 4);
+    /* All done: the watermark covers both, and the time is the clock's. */
+    rlog_done(&l, a);
+    uint64_t now = hlc_now(&clock);
+    sp = rlog_safe_point(&l, &seq);
+    assert_int_equal(seq, 7);
+    assert_true(sp > now);
+    /* Safe points never go back. */
+    assert_true(rlog_safe_point(&l, &seq) >= sp);
     rlog_destroy(&l);
 }
 
@@ -1870,6 +2010,109 @@ static void test_duplicate_apply_is_noop(void **state)
     one_close(&o);
 }
 
+static bool accept_all(void *ctx, table *t)
+{
+    (void)t;
+    return *(bool *)ctx;
+}
+
+/* Tombstone collection: exactly the tombstones at or below the horizon go,
+ * only while still stored with the indexed version (a newer write replacing
+ * one keeps the newer record), only in tables the filter accepts; counters
+ * follow, and a restart recounts the same. */
+static void test_collect_tombstones(void **state)
+{
+    (void)state;
+    static one o; /* static: still valid in teardown if an assertion fails */
+    one_open(&o, "eu-west-1");
+    arena a;
+    arena_init(&a);
+    db_apply_stats st;
+    err e;
+    uint64_t base = (hlc_wall_ms() - 5000) << HLC_LOGICAL_BITS;
+    /* Five tombstones at base+1..base+5 and one live item. */
+    const char *const keys[] = {"t1", "t2", "t3", "t4", "t5"};
+    for (int i = 0; i < 5; i++) {
+        repl_entry en =
+            mk_entry(&a, REPL_TOMBSTONE, keys[i], base + 1 + (uint64_t)i, "us-east-1", 0, "", 0);
+        apply1(&o, "us-east-1", &en, 1, 0, &st);
+        assert_int_equal(st.applied, 1);
+    }
+    repl_entry live = mk_entry(&a, REPL_PUT, "live", base + 1, "us-east-1", 0, "", 1);
+    apply1(&o, "us-east-1", &live, 1, 0, &st);
+    assert_int_equal(atomic_load(&o.t->tombstones), 5);
+    assert_int_equal(atomic_load(&o.t->item_count), 1);
+    /* t2 is written again after its delete: its index entry is now stale. */
+    repl_entry again = mk_entry(&a, REPL_PUT, "t2", base + 10, "ap-south-1", 0, "", 7);
+    apply1(&o, "ap-south-1", &again, 1, 0, &st);
+    assert_int_equal(atomic_load(&o.t->tombstones), 4);
+    /* t4 gets a newer tombstone: two index entries, the older one stale. */
+    repl_entry del4 = mk_entry(&a, REPL_TOMBSTONE, "t4", base + 11, "ap-south-1", 0, "", 0);
+    apply1(&o, "ap-south-1", &del4, 1, 0, &st);
+    assert_int_equal(atomic_load(&o.t->tombstones), 4);
+    int64_t bytes = atomic_load(&o.t->size_bytes);
+
+    /* A filter that refuses the table: nothing goes. */
+    bool yes = false;
+    uint64_t n = 99;
+    assert_int_equal(db_collect_tombstones(o.n.d, base + 100, accept_all, &yes, 1000, &n, &e), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(atomic_load(&o.t->tombstones), 4);
+
+    /* Horizon 0 collects nothing; base+3 collects t1 and t3 (t2 is live now). */
+    yes = true;
+    assert_int_equal(db_collect_tombstones(o.n.d, 0, accept_all, &yes, 1000, &n, &e), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(db_collect_tombstones(o.n.d, base + 3, accept_all, &yes, 1000, &n, &e), 0);
+    assert_int_equal(n, 2);
+    assert_false(version_of(&o, "t1").exists);
+    assert_false(version_of(&o, "t3").exists);
+    version v2 = version_of(&o, "t2");
+    assert_true(v2.exists && !v2.tombstone);
+    assert_int_equal(v2.ts, base + 10);
+    assert_true(version_of(&o, "t5").tombstone);
+    assert_int_equal(atomic_load(&o.t->tombstones), 2);
+    assert_true(atomic_load(&o.t->size_bytes) < bytes);
+    /* Again: idempotent. */
+    assert_int_equal(db_collect_tombstones(o.n.d, base + 3, accept_all, &yes, 1000, &n, &e), 0);
+    assert_int_equal(n, 0);
+
+    /* base+5: t5 goes; t4's newer tombstone (base+11) stays, its stale
+     * index entry (base+4) does not delete it. */
+    assert_int_equal(db_collect_tombstones(o.n.d, base + 5, accept_all, &yes, 1000, &n, &e), 0);
+    assert_int_equal(n, 1);
+    version v4 = version_of(&o, "t4");
+    assert_true(v4.exists && v4.tombstone);
+    assert_int_equal(v4.ts, base + 11);
+    assert_false(version_of(&o, "t5").exists);
+    assert_int_equal(atomic_load(&o.t->tombstones), 1);
+
+    /* The count survives a restart (start-up recount), and collection goes on. */
+    one_reopen(&o);
+    assert_int_equal(atomic_load(&o.t->tombstones), 1);
+    assert_int_equal(atomic_load(&o.t->item_count), 2); /* live and t2 */
+    assert_int_equal(db_collect_tombstones(o.n.d, base + 11, accept_all, &yes, 1000, &n, &e), 0);
+    assert_int_equal(n, 1);
+    assert_false(version_of(&o, "t4").exists);
+    assert_int_equal(atomic_load(&o.t->tombstones), 0);
+    assert_int_equal(atomic_load(&o.t->item_count), 2);
+
+    /* A local delete is indexed too; a scan limit bounds one pass. */
+    mv_member m[2] = {{"pk", 2, str_v(&a, "loc")}, {"sk", 2, num_v(&a, 1)}};
+    put_item(&o.n, o.t, m[0].value, m[1].value, mv_new_map(&a, m, 2));
+    put_item(&o.n, o.t, m[0].value, m[1].value, NULL);
+    version del = version_of(&o, "loc");
+    assert_true(del.tombstone);
+    assert_int_equal(atomic_load(&o.t->tombstones), 1);
+    assert_int_equal(db_collect_tombstones(o.n.d, del.ts, accept_all, &yes, 0, &n, &e), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(db_collect_tombstones(o.n.d, del.ts, accept_all, &yes, 1000, &n, &e), 0);
+    assert_int_equal(n, 1);
+    assert_false(version_of(&o, "loc").exists);
+    arena_free(&a);
+    one_close(&o);
+}
+
 /* A tombstone beats an older put and loses to a newer one, whatever the
  * order of arrival; a local delete leaves a tombstone that does the same. */
 static void test_tombstone_vs_put(void **state)
@@ -2100,9 +2343,11 @@ int main(void)
         cmocka_unit_test(test_rlog_watermark),
         cmocka_unit_test(test_version_cmp),
         cmocka_unit_test(test_db_open_allocates_conflict_ring),
+        cmocka_unit_test(test_rlog_safe_point),
         cmocka_unit_test_teardown(test_conflict_rule, cleanup_nodes),
         cmocka_unit_test_teardown(test_duplicate_apply_is_noop, cleanup_nodes),
         cmocka_unit_test_teardown(test_tombstone_vs_put, cleanup_nodes),
+        cmocka_unit_test_teardown(test_collect_tombstones, cleanup_nodes),
         cmocka_unit_test_teardown(test_log_continues_after_restart, cleanup_nodes),
         cmocka_unit_test_teardown(test_write_after_remote, cleanup_nodes),
         cmocka_unit_test_teardown(test_write_after_restart_orders_after_remote, cleanup_nodes),
