@@ -409,12 +409,11 @@ typedef struct ddl_ctx {
 
 /* Stamps a new descriptor version and logs the descriptor, so that every
  * replica region adopts the change (last writer wins on the version). */
-static uint64_t reserve_descriptor(ddl_ctx *x)
+static int reserve_descriptor(ddl_ctx *x, uint64_t *version)
 {
-    uint64_t version;
-    x->seq = db_log_reserve(x->c->d, &version);
+    if (db_log_reserve(x->c->d, &x->seq, version, x->c->e) < 0) return -1;
     x->logged = true;
-    return version;
+    return 0;
 }
 
 /* Applies UpdateTable's parameters to a copy of the settings; runs under
@@ -439,7 +438,9 @@ static int apply_table_update(void *ctx, table *t, table_settings *s, store_batc
                                     "UpdateStreamEnabled, GlobalSecondaryIndexUpdates or "
                                     "SSESpecification or ReplicaUpdates is required");
     if (table_settings_replicated(s)) {
-        table_settings_stamp(s, reserve_descriptor(x), c->region);
+        uint64_t v;
+        if (reserve_descriptor(x, &v) < 0) return -1;
+        table_settings_stamp(s, v, c->region);
         db_log_descriptor(c->d, t, s, x->seq, b);
     }
     return 0;
@@ -458,7 +459,8 @@ static int apply_replica_update(void *ctx, table *t, table_settings *s, store_ba
                                   "Failed to create a the new replica of table with name: '%s' "
                                   "because one or more replicas already existed as tables.",
                                   t->name);
-        uint64_t v = reserve_descriptor(x);
+        uint64_t v;
+        if (reserve_descriptor(x, &v) < 0) return -1;
         if (table_settings_live(s) == 0)
             table_settings_add_replica(s, c->region, REPLICA_ACTIVE, v, c->region);
         if (table_settings_add_replica(s, x->region, REPLICA_CREATING, v, c->region) < 0)
@@ -478,7 +480,9 @@ static int apply_replica_update(void *ctx, table *t, table_settings *s, store_ba
                                   "Update global table operation failed because the replica in "
                                   "region %s does not exist for table %s",
                                   x->region, t->name);
-        table_settings_remove_replica(s, x->region, reserve_descriptor(x), c->region);
+        uint64_t v;
+        if (reserve_descriptor(x, &v) < 0) return -1;
+        table_settings_remove_replica(s, x->region, v, c->region);
     }
     db_log_descriptor(c->d, t, s, x->seq, b);
     return 0;
@@ -495,8 +499,8 @@ static int delete_own_replica(op_ctx *c, table *t)
     pthread_mutex_lock(&t->settings_mu);
     s = t->settings;
     pthread_mutex_unlock(&t->settings_mu);
-    uint64_t version;
-    uint64_t seq = db_log_reserve(c->d, &version);
+    uint64_t version, seq;
+    if (db_log_reserve(c->d, &seq, &version, c->e) < 0) return -1;
     table_settings_remove_replica(&s, c->region, version, c->region);
     store_batch *b = store_batch_new(c->d->st);
     db_log_descriptor(c->d, t, &s, seq, b);

@@ -338,6 +338,25 @@ static void index_tombstone(store_batch *b, uint64_t ts, const uint8_t *key, siz
     if (k != stack) free(k);
 }
 
+int db_backfill_entry(table *t, const uint8_t *key, size_t klen, const uint8_t *rec, size_t len,
+                      arena *a, repl_entry *en)
+{
+    item_record r;
+    if (record_decode(a, rec, len, &r) < 0) return -1;
+    memset(en, 0, sizeof(*en));
+    en->kind = REPL_BACKFILL_ITEM;
+    en->flags = r.tombstone ? REPL_FLAG_TOMBSTONE : 0;
+    memcpy(en->table_uid, t->uid, TABLE_UID_LEN);
+    en->ts = r.ts;
+    en->origin = r.origin;
+    en->prev_origin = "";
+    db_split_key(t, key, klen, en);
+    size_t hl = record_header_len(rec, len);
+    en->data = r.tombstone ? NULL : rec + hl;
+    en->data_len = r.tombstone ? 0 : len - hl;
+    return 0;
+}
+
 int db_write(db *d, db_write_op *ops, size_t n, arena *a, err *e)
 {
     if (n == 0) return 0;
@@ -549,7 +568,7 @@ size_t db_recent_conflicts(db *d, const char *account, const char *table_name, d
 /* Advances the clock past a received timestamp, but never more than
  * max_skew_ms ahead of the local wall clock: a peer with a runaway clock is
  * counted and logged instead of dragging every region's clock along. */
-static void observe_remote(db *d, uint64_t ts, const char *origin)
+void db_observe_remote(db *d, uint64_t ts, const char *origin)
 {
     uint64_t limit = (hlc_wall_ms() + d->max_skew_ms) << HLC_LOGICAL_BITS;
     if (ts > limit) {
@@ -592,7 +611,7 @@ int db_apply(db *d, const char *source, const repl_entry *entries, size_t n, uin
             if (stats) stats->skipped++;
             continue;
         }
-        observe_remote(d, en->ts, en->origin);
+        db_observe_remote(d, en->ts, en->origin);
         buf_reset(&k);
         uint8_t hdr[12];
         store_u64be(hdr, t->id);
@@ -723,11 +742,18 @@ int db_safe_point(db *d, uint64_t *seq, uint64_t *ts, err *e)
     return ensure_clock_bound(d, HLC_MS(*ts), e);
 }
 
-uint64_t db_log_reserve(db *d, uint64_t *version)
+int db_log_reserve(db *d, uint64_t *seq, uint64_t *version, err *e)
 {
-    uint64_t seq = rlog_reserve(&d->log, 1);
-    if (version) *version = hlc_now(&d->clock); /* stamped after reserving: rlog.h */
-    return seq;
+    *seq = rlog_reserve(&d->log, 1);
+    if (!version) return 0;
+    *version = hlc_now(&d->clock); /* stamped after reserving: rlog.h */
+    /* Like an item's version, a descriptor's must stay above every version
+     * issued before a restart. */
+    if (ensure_clock_bound(d, HLC_MS(*version), e) < 0) {
+        rlog_done(&d->log, *seq);
+        return -1;
+    }
+    return 0;
 }
 
 void db_log_descriptor(db *d, table *t, const table_settings *s, uint64_t seq, store_batch *b)

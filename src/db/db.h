@@ -134,8 +134,16 @@ typedef struct db_apply_stats {
 int db_apply(db *d, const char *source, const repl_entry *entries, size_t n, uint64_t position,
              db_apply_stats *stats, err *e);
 int db_applied_position(db *d, const char *source, uint64_t *pos, err *e);
+/* Advances the clock past a timestamp received from origin, but at most
+ * --max-clock-skew-ms ahead of the local wall clock (counted and logged). */
+void db_observe_remote(db *d, uint64_t ts, const char *origin);
 /* -1, 0, 1 as version a is older than, the same as, newer than version b. */
 int db_version_cmp(uint64_t ts_a, const char *origin_a, uint64_t ts_b, const char *origin_b);
+/* The BACKFILL_ITEM entry carrying one stored record (key and record bytes
+ * as in the items column family) of table t; it points into key and rec (and
+ * a). -1 if the record is corrupt. */
+int db_backfill_entry(table *t, const uint8_t *key, size_t klen, const uint8_t *rec, size_t len,
+                      arena *a, repl_entry *en);
 /* Splits a storage key of table t into the enc(pk)/enc(sk) fields of e. */
 void db_split_key(table *t, const uint8_t *key, size_t klen, repl_entry *e);
 /* This region's safe point (rlog_safe_point): every log entry above *seq is
@@ -143,9 +151,10 @@ void db_split_key(table *t, const uint8_t *key, size_t klen, repl_entry *e);
 int db_safe_point(db *d, uint64_t *seq, uint64_t *ts, err *e);
 /* Reserves the log seq of a descriptor change and, if version is not NULL,
  * stamps its version: after the reservation, as rlog.h requires of every
- * logged timestamp. The caller calls rlog_done(&d->log, seq) once its batch
- * has committed or failed (or if it gives up). */
-uint64_t db_log_reserve(db *d, uint64_t *version);
+ * logged timestamp, and below the persisted clock bound. On success the
+ * caller calls rlog_done(&d->log, *seq) once its batch has committed or
+ * failed (or if it gives up); on failure (-1, e set) nothing is reserved. */
+int db_log_reserve(db *d, uint64_t *seq, uint64_t *version, err *e);
 /* Appends the REPL_TABLE entry carrying t's descriptor with settings s, under
  * the seq reserved by db_log_reserve, to b. */
 void db_log_descriptor(db *d, table *t, const table_settings *s, uint64_t seq, store_batch *b);

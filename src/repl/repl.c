@@ -438,21 +438,9 @@ static int run_backfill(sender_conn *c, const uint8_t *uid, uint64_t marker_gen,
         size_t kl, vl;
         const uint8_t *k = store_iter_key(it, &kl);
         const uint8_t *v = store_iter_value(it, &vl);
-        item_record rec;
         arena_free(&a);
         arena_init(&a);
-        if (record_decode(&a, v, vl, &rec) < 0) continue; /* never stream garbage */
-        memset(&en, 0, sizeof(en));
-        en.kind = REPL_BACKFILL_ITEM;
-        en.flags = rec.tombstone ? REPL_FLAG_TOMBSTONE : 0;
-        memcpy(en.table_uid, uid, TABLE_UID_LEN);
-        en.ts = rec.ts;
-        en.origin = rec.origin;
-        en.prev_origin = "";
-        db_split_key(t, k, kl, &en);
-        size_t hl = record_header_len(v, vl);
-        en.data = rec.tombstone ? NULL : v + hl;
-        en.data_len = rec.tombstone ? 0 : vl - hl;
+        if (db_backfill_entry(t, k, kl, v, vl, &a, &en) < 0) continue; /* never stream garbage */
         buf_reset(&ent);
         repl_entry_encode(&ent, &en);
         repl_batch_add(&frame, c->pos, ent.data, ent.len);
@@ -1312,9 +1300,9 @@ int repl_apply_descriptor(repl *r, const char *source, const uint8_t *json, size
         return err_set(e, ERR_VALIDATION, "malformed table descriptor from %s", source);
     int rc = 0;
     /* Later descriptor changes made here must order after this one. */
-    hlc_observe(&r->d->clock, tmpl.settings.version);
+    db_observe_remote(r->d, tmpl.settings.version, source);
     for (size_t i = 0; i < tmpl.settings.n_replicas; i++)
-        hlc_observe(&r->d->clock, tmpl.settings.replicas[i].version);
+        db_observe_remote(r->d, tmpl.settings.replicas[i].version, source);
     table *local = catalog_get_uid(r->d->cat, tmpl.uid);
     if (!local) {
         if (table_settings_replica(&tmpl.settings, r->region)) {
@@ -1366,7 +1354,7 @@ static int activate(void *ctx, table *t, table_settings *s, store_batch *b, err 
     /* Only this replica's status changes: the settings version is left alone,
      * so the activation cannot undo a settings change made elsewhere. */
     if (table_settings_activate(s, a->r->region)) {
-        a->seq = db_log_reserve(a->r->d, NULL);
+        db_log_reserve(a->r->d, &a->seq, NULL, e); /* no version: cannot fail */
         a->logged = true;
         db_log_descriptor(a->r->d, t, s, a->seq, b);
     }

@@ -92,6 +92,7 @@
 #define ACCOUNT     "000000000000"
 #define MAX_SKEW_MS 60000 /* the server's default --max-clock-skew-ms */
 #define GHOST       "zz-elsewhere-1"
+#define JOINER      2 /* the region added to table "joiner" during the simulation */
 #define SIM_SEEDS   20
 #define SIM_ROUNDS  80
 
@@ -202,7 +203,7 @@ static int cleanup_nodes(void **state)
 }
 
 /* Tables of the simulation (and of the focused tests). */
-enum { SCOPE_GLOBAL, SCOPE_GHOST, SCOPE_LOCAL };
+enum { SCOPE_GLOBAL, SCOPE_GHOST, SCOPE_JOIN, SCOPE_LOCAL };
 typedef struct tdef {
     const char *name;
     uint8_t uid0; /* first byte of the uid (the rest is fixed) */
@@ -214,11 +215,12 @@ typedef struct tdef {
     int n_keys;
 } tdef;
 
-enum { T_HS, T_H, T_GHOST, T_LOCAL, N_TABLES };
+enum { T_HS, T_H, T_GHOST, T_JOIN, T_LOCAL, N_TABLES };
 static const tdef TDEF[N_TABLES] = {
     {"orders", 0xA1, "pk", MV_S, "sk", MV_N, SCOPE_GLOBAL, 6},
     {"counters", 0xB2, "id", MV_N, NULL, 0, SCOPE_GLOBAL, 4},
     {"halfway", 0xC3, "pk", MV_S, NULL, 0, SCOPE_GHOST, 2},
+    {"joiner", 0xE5, "pk", MV_S, NULL, 0, SCOPE_JOIN, 6},
     {"scratch", 0xD4, "pk", MV_S, NULL, 0, SCOPE_LOCAL, 2},
 };
 #define MAX_KEYS 6
@@ -241,6 +243,12 @@ static void settings_for(const tdef *td, table_settings *s)
             snprintf(s->replicas[i].region, sizeof(s->replicas[i].region), "%s", REGION[i]);
             s->replicas[i].status = REPLICA_ACTIVE;
         }
+    } else if (td->scope == SCOPE_JOIN) { /* JOINER is added later (sim_join) */
+        s->n_replicas = 2;
+        for (int i = 0; i < 2; i++) {
+            snprintf(s->replicas[i].region, sizeof(s->replicas[i].region), "%s", REGION[i]);
+            s->replicas[i].status = REPLICA_ACTIVE;
+        }
     } else if (td->scope == SCOPE_GHOST) {
         s->n_replicas = 2;
         snprintf(s->replicas[0].region, sizeof(s->replicas[0].region), "%s", REGION[0]);
@@ -251,7 +259,28 @@ static void settings_for(const tdef *td, table_settings *s)
 
 /* Creates td in n and, for a replicated table, logs its descriptor (a
  * REPL_TABLE entry, which db_apply must ignore). Returns a counted ref. */
+/* "joiner" once JOINER was added by region 0 at version v. */
+static void joined_settings(table_settings *s, uint64_t v, replica_status joiner)
+{
+    settings_for(&(tdef){.scope = SCOPE_JOIN}, s);
+    snprintf(s->replicas[JOINER].region, sizeof(s->replicas[JOINER].region), "%s", REGION[JOINER]);
+    s->replicas[JOINER].status = joiner;
+    s->replicas[JOINER].version = v;
+    snprintf(s->replicas[JOINER].origin, sizeof(s->replicas[JOINER].origin), "%s", REGION[0]);
+    s->n_replicas = 3;
+    s->version = v;
+}
+
+static table *create_table_as(node *n, const tdef *td, const table_settings *settings, bool log);
+
 static table *create_table(node *n, const tdef *td)
+{
+    return create_table_as(n, td, NULL, td->scope != SCOPE_LOCAL);
+}
+
+/* Creates td in n with the given settings (NULL: settings_for), logging its
+ * descriptor if log. Returns a counted ref. */
+static table *create_table_as(node *n, const tdef *td, const table_settings *settings, bool log)
 {
     table tmpl;
     memset(&tmpl, 0, sizeof(tmpl));
@@ -266,14 +295,18 @@ static table *create_table(node *n, const tdef *td)
     tmpl.n_attr_defs = td->sk ? 2 : 1;
     tmpl.attr_defs = defs;
     tmpl.created_ms = (int64_t)hlc_wall_ms();
-    settings_for(td, &tmpl.settings);
+    if (settings)
+        tmpl.settings = *settings;
+    else
+        settings_for(td, &tmpl.settings);
     table *t = NULL;
     err e;
     err_clear(&e);
     if (catalog_create(n->d->cat, &tmpl, &t, &e) < 0) fail_msg("catalog_create: %s", e.msg);
-    if (td->scope != SCOPE_LOCAL) {
+    if (log) {
         store_batch *b = store_batch_new(n->d->st);
-        uint64_t seq = db_log_reserve(n->d, NULL);
+        uint64_t seq;
+        db_log_reserve(n->d, &seq, NULL, NULL);
         db_log_descriptor(n->d, t, &t->settings, seq, b);
         int rc = store_write(n->d->st, b, &e);
         rlog_done(&n->d->log, seq);
@@ -471,6 +504,8 @@ typedef struct batch {
      * applied through `through`, it holds every write of the sender stamped
      * <= claim_ts; `frontier` is the sender's applied frontier. */
     uint64_t claim_ts, frontier;
+    bool bf, bf_end; /* a back-fill batch (BACKFILL_ITEM entries), the last one */
+    bool *drop;      /* entries the sender left out (a table the peer does not replicate) */
     size_t n;
     uint64_t *seq;
     buf *ent;
@@ -514,6 +549,20 @@ typedef struct sim {
      * to r (in memory: lost when r restarts). */
     uint64_t claim[N_REGIONS][N_REGIONS], frep[N_REGIONS][N_REGIONS];
     uint64_t final_g[N_REGIONS]; /* the horizon of each region's last collection */
+    /* Region 0 adds JOINER to "joiner" at round `round` (descriptor: seq in
+     * region 0's log, version); every region learns of it from region 0's log
+     * (JOINER creates its table then, or at its first back-fill batch), and
+     * each other region that knows of it owes JOINER a back-fill. JOINER turns
+     * ACTIVE at its first completed back-fill and says so in its log. */
+    struct {
+        int round;
+        bool done;
+        uint64_t seq, version;
+        bool known[N_REGIONS], active[N_REGIONS];
+        uint64_t act_seq;
+        bool owed[N_REGIONS], inflight[N_REGIONS];
+        uint64_t backfills, deferred, dropped;
+    } join;
 } sim;
 
 static sim *g_sim;
@@ -552,6 +601,7 @@ static void batch_free(batch *b)
         buf_free(&b->ent[i]);
     free(b->seq);
     free(b->ent);
+    free(b->drop);
     free(b);
 }
 
@@ -571,6 +621,7 @@ static void link_clear_queue(plink *l)
 static void link_reset(sim *s, plink *l)
 {
     link_clear_queue(l);
+    if (l->dst == JOINER) s->join.inflight[l->src] = false; /* redone from the start */
     err e;
     uint64_t pos = 0;
     SIM_CHECK(s, db_applied_position(s->nd[l->dst].d, REGION[l->src], &pos, &e) == 0, "%s", e.msg);
@@ -671,6 +722,7 @@ static sim *sim_new(uint64_t seed)
         for (int t = 0; t < N_TABLES; t++) {
             s->tab[r][t] = NULL;
             if (TDEF[t].scope == SCOPE_GHOST && r != 0) continue;
+            if (TDEF[t].scope == SCOPE_JOIN && r == JOINER) continue;
             s->tab[r][t] = create_table(&s->nd[r], &TDEF[t]);
         }
     }
@@ -679,6 +731,7 @@ static sim *sim_new(uint64_t seed)
             s->ln[a][b].src = a;
             s->ln[a][b].dst = b;
         }
+    s->join.round = 5 + (int)(rnd(s) % (SIM_ROUNDS / 2));
     arena ar;
     arena_init(&ar);
     for (int t = 0; t < N_TABLES; t++)
@@ -750,7 +803,10 @@ static void sim_write(sim *s, int r)
         bool dup;
         do {
             unsigned p = (unsigned)(rnd(s) % 100);
-            t = p < 50 ? T_HS : p < 85 ? T_H : p < 93 ? T_LOCAL : T_GHOST;
+            t = p < 45 ? T_HS : p < 75 ? T_H : p < 88 ? T_JOIN : p < 94 ? T_LOCAL : T_GHOST;
+            /* After JOINER's addition "joiner" is written rarely: most of its
+             * keys keep what only the back-fills carry to JOINER. */
+            if (t == T_JOIN && s->join.done && !chance(s, 15)) t = T_HS;
             if (!s->tab[r][t]) t = T_HS;
             k = (int)(rnd(s) % (uint64_t)TDEF[t].n_keys);
             dup = false;
@@ -905,7 +961,7 @@ static void sim_write(sim *s, int r)
                       "replaced (lead %lld ms): this write loses everywhere else",
                       n->name, (unsigned long long)en.ts, en.origin, (unsigned long long)bv.ts,
                       bv.origin, (long long)HLC_MS(bv.ts) - (long long)HLC_MS(en.ts));
-            if (t == T_HS || t == T_H) {
+            if (t == T_HS || t == T_H || t == T_JOIN) {
                 mver v = {.ts = en.ts, .origin = r, .tombstone = rec.tombstone, .seq = seqs[ei]};
                 if (!rec.tombstone) {
                     v.item = malloc(en.data_len);
@@ -932,25 +988,103 @@ static void sim_write(sim *s, int r)
 /* Sender: puts the next entries (up to the watermark) on the wire. */
 static uint64_t sim_frontier(sim *s, int r);
 
-static void sim_send(sim *s, plink *l)
+static void queue_batch(plink *l, batch *b)
+{
+    if (l->tail)
+        l->tail->next = b;
+    else
+        l->head = b;
+    l->tail = b;
+    l->qn++;
+}
+
+/* Sender: the back-fill of "joiner" owed to JOINER, from a snapshot, in
+ * batches of BACKFILL_ITEM entries that keep the link position unchanged (as
+ * repl.c run_backfill). It waits until the sender holds every write of the
+ * other replica stamped up to JOINER's addition (repl.c backfill_ready). */
+static bool sim_backfill(sim *s, plink *l)
+{
+    int src = l->src;
+    for (int o = 0; o < N_REGIONS; o++)
+        if (o != src && o != JOINER && s->claim[src][o] < s->join.version) {
+            s->join.deferred++;
+            return false;
+        }
+    node *n = &s->nd[src];
+    table *t = s->tab[src][T_JOIN];
+    uint8_t lo[8], hi[8];
+    store_u64be(lo, t->id);
+    store_u64be(hi, t->id + 1);
+    store_iter *it = store_iter_new(n->d->st, STORE_CF_ITEMS, lo, 8, hi, 8);
+    arena a;
+    arena_init(&a);
+    batch *b = NULL;
+    store_iter_first(it);
+    for (;;) {
+        bool more = store_iter_valid(it);
+        if (!b) {
+            b = calloc(1, sizeof(*b));
+            assert_non_null(b);
+            b->seq = calloc(3, sizeof(uint64_t));
+            b->ent = calloc(3, sizeof(buf));
+            assert_true(b->seq && b->ent);
+            b->through = l->cursor;
+            b->bf = true;
+        }
+        if (!more) {
+            b->bf_end = true;
+            queue_batch(l, b);
+            break;
+        }
+        size_t kl, vl;
+        const uint8_t *k = store_iter_key(it, &kl);
+        const uint8_t *v = store_iter_value(it, &vl);
+        repl_entry en;
+        SIM_CHECK(s, db_backfill_entry(t, k, kl, v, vl, &a, &en) == 0, "corrupt record");
+        buf_init(&b->ent[b->n]);
+        repl_entry_encode(&b->ent[b->n], &en);
+        b->seq[b->n++] = 0;
+        store_iter_next(it);
+        if (b->n == 3) {
+            queue_batch(l, b);
+            b = NULL;
+        }
+    }
+    err e;
+    SIM_CHECK(s, store_iter_status(it, &e) == 0, "%s", e.msg);
+    store_iter_free(it);
+    arena_free(&a);
+    s->join.inflight[src] = true;
+    return true;
+}
+
+/* Sender: puts the next entries (up to the watermark) on the wire, with this
+ * region's heartbeat when the batch reaches its safe point's watermark; with
+ * nothing to send, a heartbeat alone if heartbeat. A back-fill owed to the
+ * peer goes first. */
+static void sim_send(sim *s, plink *l, bool heartbeat)
 {
     node *src = &s->nd[l->src];
     hlc_set_offset_ms(src->skew_ms);
+    if (l->dst == JOINER && s->join.owed[l->src] && !s->join.inflight[l->src] && sim_backfill(s, l))
+        return;
     uint64_t w, claim;
     err e;
     SIM_CHECK(s, db_safe_point(src->d, &w, &claim, &e) == 0, "%s", e.msg);
     uint64_t frontier = sim_frontier(s, l->src);
     uint64_t stable = rlog_stable(&src->d->log);
-    if (l->cursor >= stable) return;
+    if (l->cursor >= stable && !heartbeat) return;
     uint64_t hi = l->cursor + 1 + rnd(s) % 8;
     if (hi > stable) hi = stable;
+    if (hi < l->cursor) hi = l->cursor; /* a heartbeat alone */
     batch *b = calloc(1, sizeof(*b));
     assert_non_null(b);
     size_t max = (size_t)(hi - l->cursor);
-    b->seq = calloc(max, sizeof(uint64_t));
-    b->ent = calloc(max, sizeof(buf));
-    assert_true(b->seq && b->ent);
-    b->n = read_log(src, l->cursor + 1, hi, b->seq, b->ent, max);
+    b->seq = calloc(max ? max : 1, sizeof(uint64_t));
+    b->ent = calloc(max ? max : 1, sizeof(buf));
+    b->drop = calloc(max ? max : 1, sizeof(bool));
+    assert_true(b->seq && b->ent && b->drop);
+    b->n = max ? read_log(src, l->cursor + 1, hi, b->seq, b->ent, max) : 0;
     b->through = hi;
     if (hi >= w) { /* the log through the safe point's watermark is in this batch */
         b->claim_ts = claim;
@@ -962,12 +1096,23 @@ static void sim_send(sim *s, plink *l)
     for (size_t i = 0; i < b->n; i++)
         SIM_CHECK(s, b->seq[i] == l->cursor + 1 + i, "hole in the log of %s at %llu", src->name,
                   (unsigned long long)l->cursor + 1 + i);
-    if (l->tail)
-        l->tail->next = b;
-    else
-        l->head = b;
-    l->tail = b;
-    l->qn++;
+    /* Writes to "joiner" are left out for JOINER while this region does not
+     * know it replicates the table (repl.c send_log: peer_replicates). */
+    if (l->dst == JOINER && !s->join.known[l->src]) {
+        arena a;
+        arena_init(&a);
+        uint8_t uid[TABLE_UID_LEN];
+        tdef_uid(&TDEF[T_JOIN], uid);
+        for (size_t i = 0; i < b->n; i++) {
+            repl_entry en;
+            SIM_CHECK(s, repl_entry_decode(&a, b->ent[i].data, b->ent[i].len, &en, &e) == 0,
+                      "decode: %s", e.msg);
+            b->drop[i] = en.kind != REPL_TABLE && memcmp(en.table_uid, uid, TABLE_UID_LEN) == 0;
+            s->join.dropped += b->drop[i];
+        }
+        arena_free(&a);
+    }
+    queue_batch(l, b);
     l->cursor = hi;
 }
 
@@ -1000,21 +1145,24 @@ static void sim_apply(sim *s, plink *l, const batch *b, size_t from, size_t to, 
     hlc_set_offset_ms(dn->skew_ms);
     arena a;
     arena_init(&a);
-    size_t n = to - from;
-    repl_entry *en = arena_calloc(&a, n ? n : 1, sizeof(*en));
-    keystate *ks = arena_calloc(&a, n ? n : 1, sizeof(*ks));
+    size_t n = 0;
+    repl_entry *en = arena_calloc(&a, to > from ? to - from : 1, sizeof(*en));
+    keystate *ks = arena_calloc(&a, to > from ? to - from : 1, sizeof(*ks));
     size_t nks = 0;
     db_apply_stats want = {0}, got = {0};
     uint64_t want_conflicts = 0;
     err e;
-    for (size_t i = 0; i < n; i++) {
-        const buf *eb = &b->ent[from + i];
+    for (size_t bi = from; bi < to; bi++) {
+        if (b->drop && b->drop[bi]) continue; /* left out by the sender */
+        const buf *eb = &b->ent[bi];
+        size_t i = n++;
         SIM_CHECK(s, repl_entry_decode(&a, eb->data, eb->len, &en[i], &e) == 0, "decode: %s",
                   e.msg);
         const repl_entry *x = &en[i];
-        uint64_t seq = b->seq[from + i];
-        bool again = seq < l->applied_cap && l->applied[seq];
-        if (x->kind != REPL_PUT && x->kind != REPL_TOMBSTONE) continue;
+        uint64_t seq = b->seq[bi];
+        bool again = seq && seq < l->applied_cap && l->applied[seq];
+        bool bfi = x->kind == REPL_BACKFILL_ITEM;
+        if (x->kind != REPL_PUT && x->kind != REPL_TOMBSTONE && !bfi) continue;
         table *t = table_by_uid(s, l->dst, x->table_uid);
         if (!t) {
             want.skipped++;
@@ -1039,12 +1187,12 @@ static void sim_apply(sim *s, plink *l, const batch *b, size_t from, size_t to, 
             want.duplicates++;
         } else if (cmp < 0) {
             want.lost++;
-            if (strcmp(x->origin, st->v.origin) != 0) {
+            if (!bfi && strcmp(x->origin, st->v.origin) != 0) {
                 want_conflicts++;
                 s->st.reconflicts += again;
             }
         } else {
-            if (st->v.exists && strcmp(st->v.origin, x->origin) != 0 &&
+            if (!bfi && st->v.exists && strcmp(st->v.origin, x->origin) != 0 &&
                 !(st->v.ts == x->prev_ts && strcmp(st->v.origin, x->prev_origin) == 0)) {
                 want_conflicts++;
                 s->st.reconflicts += again;
@@ -1053,7 +1201,8 @@ static void sim_apply(sim *s, plink *l, const batch *b, size_t from, size_t to, 
             st->v.exists = true;
             st->v.ts = x->ts;
             snprintf(st->v.origin, sizeof(st->v.origin), "%s", x->origin);
-            st->v.tombstone = x->kind == REPL_TOMBSTONE;
+            st->v.tombstone =
+                x->kind == REPL_TOMBSTONE || (bfi && (x->flags & REPL_FLAG_TOMBSTONE));
         }
     }
     uint64_t c0 = conflict_total(s, l->dst);
@@ -1097,7 +1246,8 @@ static void sim_apply(sim *s, plink *l, const batch *b, size_t from, size_t to, 
         buf_free(&ks[j].key);
     }
     for (size_t i = from; i < to; i++)
-        mark_applied(l, b->seq[i]);
+        if (b->seq[i])
+            mark_applied(l, b->seq[i]); /* left-out entries too: the position passes them */
     if (pos) {
         uint64_t rec = 0;
         SIM_CHECK(s, db_applied_position(dn->d, REGION[l->src], &rec, &e) == 0, "%s", e.msg);
@@ -1133,6 +1283,82 @@ static void remember(plink *l, batch *b)
 
 static void sim_crash(sim *s, int r);
 
+/* JOINER learns it replicates "joiner": the table, replica CREATING. */
+static void sim_create_joiner(sim *s)
+{
+    node *n = &s->nd[JOINER];
+    hlc_set_offset_ms(n->skew_ms);
+    table_settings st;
+    joined_settings(&st, s->join.version, REPLICA_CREATING);
+    s->tab[JOINER][T_JOIN] = create_table_as(n, &TDEF[T_JOIN], &st, false);
+    s->join.known[JOINER] = true;
+}
+
+/* Region 0 adds JOINER: the descriptor in its log and a back-fill owed, in
+ * one batch (ops_table.c apply_replica_update). */
+static void sim_join(sim *s)
+{
+    node *n = &s->nd[0];
+    hlc_set_offset_ms(n->skew_ms);
+    uint64_t v, seq;
+    err re;
+    SIM_CHECK(s, db_log_reserve(n->d, &seq, &v, &re) == 0, "%s", re.msg);
+    table_settings st;
+    joined_settings(&st, v, REPLICA_CREATING);
+    store_batch *b = store_batch_new(n->d->st);
+    db_log_descriptor(n->d, s->tab[0][T_JOIN], &st, seq, b);
+    err e;
+    int rc = store_write(n->d->st, b, &e);
+    rlog_done(&n->d->log, seq);
+    store_batch_free(b);
+    SIM_CHECK(s, rc == 0, "%s", e.msg);
+    s->join.done = true;
+    s->join.seq = seq;
+    s->join.version = v;
+    s->join.known[0] = true;
+    s->join.owed[0] = true;
+}
+
+/* What a receiver learns from a batch it applied in full: region 0's
+ * descriptor adding JOINER (the others then owe JOINER a back-fill, JOINER
+ * creates its table), JOINER's activation, the end of a back-fill. */
+static void sim_learn(sim *s, plink *l, const batch *b)
+{
+    int d = l->dst;
+    if (l->src == 0 && s->join.done && !s->join.known[d] && l->contig >= s->join.seq) {
+        if (d == JOINER) {
+            if (!s->tab[JOINER][T_JOIN]) sim_create_joiner(s);
+        } else {
+            s->join.known[d] = true;
+            s->join.owed[d] = true;
+        }
+    }
+    if (l->src == JOINER && s->join.act_seq && !s->join.active[d] && l->contig >= s->join.act_seq)
+        s->join.active[d] = true;
+    if (b->bf_end && d == JOINER) {
+        s->join.owed[l->src] = false; /* the marker goes once END is acknowledged */
+        s->join.inflight[l->src] = false;
+        s->join.backfills++;
+        if (!s->join.active[JOINER]) { /* the first END: ACTIVE, logged for the others */
+            node *n = &s->nd[JOINER];
+            hlc_set_offset_ms(n->skew_ms);
+            uint64_t seq;
+            db_log_reserve(n->d, &seq, NULL, NULL);
+            table_settings st;
+            joined_settings(&st, s->join.version, REPLICA_ACTIVE);
+            store_batch *sb = store_batch_new(n->d->st);
+            db_log_descriptor(n->d, s->tab[JOINER][T_JOIN], &st, seq, sb);
+            err e;
+            int rc = store_write(n->d->st, sb, &e);
+            rlog_done(&n->d->log, seq);
+            store_batch_free(sb);
+            SIM_CHECK(s, rc == 0, "%s", e.msg);
+            s->join.act_seq = seq;
+            s->join.active[JOINER] = true;
+        }
+    }
+}
+
 /* Receiver: takes the next batch off the wire, with faults unless clean. */
 static void sim_deliver(sim *s, plink *l, bool clean)
 {
@@ -1147,7 +1373,7 @@ static void sim_deliver(sim *s, plink *l, bool clean)
         s->st.losses++;
         return;
     }
-    if (!clean && l->head && chance(s, 15)) { /* merged with the next one */
+    if (!clean && l->head && !b->bf && !l->head->bf && chance(s, 15)) { /* merged with the next */
         batch *c = l->head;
         l->head = c->next;
         if (!l->head) l->tail = NULL;
@@ -1155,13 +1381,15 @@ static void sim_deliver(sim *s, plink *l, bool clean)
         batch *m = calloc(1, sizeof(*m));
         assert_non_null(m);
         m->n = b->n + c->n;
-        m->seq = calloc(m->n, sizeof(uint64_t));
-        m->ent = calloc(m->n, sizeof(buf));
-        assert_true(m->seq && m->ent);
+        m->seq = calloc(m->n ? m->n : 1, sizeof(uint64_t));
+        m->ent = calloc(m->n ? m->n : 1, sizeof(buf));
+        m->drop = calloc(m->n ? m->n : 1, sizeof(bool));
+        assert_true(m->seq && m->ent && m->drop);
         for (size_t i = 0; i < m->n; i++) {
             const batch *from = i < b->n ? b : c;
             size_t j = i < b->n ? i : i - b->n;
             m->seq[i] = from->seq[j];
+            m->drop[i] = from->drop && from->drop[j];
             buf_init(&m->ent[i]);
             buf_append(&m->ent[i], from->ent[j].data, from->ent[j].len);
         }
@@ -1173,6 +1401,8 @@ static void sim_deliver(sim *s, plink *l, bool clean)
         b = m;
         s->st.merges++;
     }
+    /* BACKFILL_BEGIN: JOINER creates the table if its descriptor has not come yet. */
+    if (b->bf && l->dst == JOINER && !s->tab[JOINER][T_JOIN]) sim_create_joiner(s);
     if (!clean && b->n >= 2 && chance(s, 25)) { /* split into several db_apply calls */
         size_t at = 0;
         while (at < b->n) {
@@ -1191,7 +1421,11 @@ static void sim_deliver(sim *s, plink *l, bool clean)
     } else {
         sim_apply(s, l, b, 0, b->n, b->through);
     }
-    remember(l, b);
+    sim_learn(s, l, b);
+    if (b->bf)
+        batch_free(b); /* a back-fill is never resent as it was: redone from a new snapshot */
+    else
+        remember(l, b);
 }
 
 /* Applies an old batch again, with its own (older) position. */
@@ -1261,11 +1495,21 @@ static uint64_t sim_frontier(sim *s, int r)
     return f;
 }
 
+typedef struct sim_region {
+    sim *s;
+    int r;
+} sim_region;
+
+/* repl.c table_collectable for "joiner" as region r sees it: every replica
+ * ACTIVE and no back-fill owed by r. */
 static bool sim_accept(void *ctx, table *t)
 {
-    (void)ctx;
-    (void)t;
-    return true;
+    sim_region *x = ctx;
+    uint8_t uid[TABLE_UID_LEN];
+    tdef_uid(&TDEF[T_JOIN], uid);
+    if (memcmp(t->uid, uid, TABLE_UID_LEN) != 0) return true;
+    if (x->s->join.owed[x->r]) return false;
+    return !x->s->join.known[x->r] || x->s->join.active[x->r];
 }
 
 /* Region r collects the tombstones below its global frontier (grace 0). */
@@ -1276,7 +1520,8 @@ static void sim_collect(sim *s, int r)
         if (o != r && s->frep[r][o] < g) g = s->frep[r][o];
     uint64_t n = 0;
     err e;
-    SIM_CHECK(s, db_collect_tombstones(s->nd[r].d, g, sim_accept, NULL, 1000000, &n, &e) == 0, "%s",
+    sim_region ctx = {s, r};
+    SIM_CHECK(s, db_collect_tombstones(s->nd[r].d, g, sim_accept, &ctx, 1000000, &n, &e) == 0, "%s",
               e.msg);
     s->st.collected += n;
     s->final_g[r] = g;
@@ -1333,18 +1578,34 @@ static void free_snapshot(snap *sn)
 
 static void sim_final(sim *s)
 {
-    /* Heal the network and deliver everything, in order, without faults. */
+    /* Heal the network and deliver everything, in order, without faults,
+     * heartbeats included, until JOINER has every back-fill it is owed (each
+     * round of deliveries lets the regions learn more). */
     for (int a = 0; a < N_REGIONS; a++)
         for (int b = 0; b < N_REGIONS; b++)
             if (a != b) {
-                plink *l = &s->ln[a][b];
-                link_reset(s, l);
-                l->down = 0;
-                while (l->cursor < rlog_stable(&s->nd[a].d->log)) {
-                    sim_send(s, l);
-                    sim_deliver(s, l, true);
-                }
+                link_reset(s, &s->ln[a][b]);
+                s->ln[a][b].down = 0;
             }
+    bool settled = false;
+    for (int pass = 0; pass < 6 && !settled; pass++) {
+        for (int a = 0; a < N_REGIONS; a++)
+            for (int b = 0; b < N_REGIONS; b++)
+                if (a != b) {
+                    plink *l = &s->ln[a][b];
+                    do {
+                        sim_send(s, l, true);
+                        while (l->head)
+                            sim_deliver(s, l, true);
+                    } while (l->cursor < rlog_stable(&s->nd[a].d->log));
+                }
+        settled = true;
+        for (int r = 0; r < N_REGIONS; r++)
+            settled &= s->join.known[r] && s->join.active[r] && !s->join.owed[r];
+    }
+    SIM_CHECK(s, settled, "JOINER's addition did not settle: known %d%d%d active %d%d%d owed %d%d",
+              s->join.known[0], s->join.known[1], s->join.known[2], s->join.active[0],
+              s->join.active[1], s->join.active[2], s->join.owed[0], s->join.owed[1]);
     /* (4) positions: every region has applied every source's whole log. */
     for (int a = 0; a < N_REGIONS; a++) {
         uint64_t last = last_log_key(&s->nd[a]);
@@ -1386,7 +1647,7 @@ static void sim_final(sim *s)
     arena a;
     arena_init(&a);
     for (int t = 0; t < N_TABLES; t++) {
-        if (TDEF[t].scope != SCOPE_GLOBAL) continue;
+        if (TDEF[t].scope != SCOPE_GLOBAL && TDEF[t].scope != SCOPE_JOIN) continue;
         for (int k = 0; k < TDEF[t].n_keys; k++) {
             /* (1) the newest version ever written to the key survives in every
              * region: the same record bytes everywhere, or for a delete its
@@ -1469,6 +1730,7 @@ static void sim_run(uint64_t seed, int rounds)
 {
     sim *s = sim_new(seed);
     for (s->round = 0; s->round < rounds; s->round++) {
+        if (s->round == s->join.round) sim_join(s);
         /* Time passes faster than the test runs: 0-200 ms per round. */
         s->vtime_ms += (int64_t)(rnd(s) % 201);
         for (int r = 0; r < N_REGIONS; r++)
@@ -1488,7 +1750,7 @@ static void sim_run(uint64_t seed, int rounds)
             int b = (a + 1 + (int)(rnd(s) % (N_REGIONS - 1))) % N_REGIONS;
             plink *l = &s->ln[a][b];
             if (p < 62) {
-                sim_send(s, l);
+                sim_send(s, l, chance(s, 20));
             } else if (p < 92) {
                 if (!l->down) sim_deliver(s, l, false);
             } else if (p < 97) {
@@ -1518,8 +1780,9 @@ static void sim_run(uint64_t seed, int rounds)
     print_message("seed %llu: %llu writes (%llu failed), %llu entries, %llu db_apply calls "
                   "(applied %llu, lost %llu, duplicate %llu, skipped %llu, conflicts %llu), "
                   "%llu crashes, %llu lost batches, %llu duplicated, %llu split, %llu merged, "
-                  "%llu partitions, %llu clamped versions, %llu tombstones collected; %llu "
-                  "conflicts on re-applied entries, %llu position regressions\n",
+                  "%llu partitions, %llu clamped versions, %llu tombstones collected; joiner "
+                  "added at round %d: %llu entries left out, %llu back-fills, %llu deferred; "
+                  "%llu conflicts on re-applied entries, %llu position regressions\n",
                   (unsigned long long)seed, (unsigned long long)s->st.writes,
                   (unsigned long long)s->st.failed, (unsigned long long)s->st.entries,
                   (unsigned long long)s->st.applies, (unsigned long long)s->st.applied,
@@ -1529,6 +1792,8 @@ static void sim_run(uint64_t seed, int rounds)
                   (unsigned long long)s->st.duplicates, (unsigned long long)s->st.splits,
                   (unsigned long long)s->st.merges, (unsigned long long)s->st.partitions,
                   (unsigned long long)s->st.clamped, (unsigned long long)s->st.collected,
+                  s->join.round, (unsigned long long)s->join.dropped,
+                  (unsigned long long)s->join.backfills, (unsigned long long)s->join.deferred,
                   (unsigned long long)s->st.reconflicts, (unsigned long long)s->st.regressions);
     g_sim = NULL;
     sim_free(s);
