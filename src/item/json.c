@@ -100,14 +100,24 @@ static int check_utf8(const char *s, size_t len, err *e)
 
 /* ---- base64 ---- */
 
+/* The value of each base64 character, -1 for every other byte ('=' too). */
+static const signed char B64_VAL[256] = {
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 62, -1, -1, -1, 63,
+    52, 53, 54, 55, 56, 57, 58, 59, 60, 61, -1, -1, -1, -1, -1, -1, -1, 0,  1,  2,  3,  4,  5,  6,
+    7,  8,  9,  10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, -1, -1, -1, -1, -1,
+    -1, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48,
+    49, 50, 51, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+};
+
 static int b64_val(unsigned char c)
 {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-    return -1;
+    return B64_VAL[c];
 }
 
 /* Strict validation of padded standard base64, with DynamoDB's messages
@@ -123,15 +133,17 @@ static long long b64_check(const char *s, size_t len, err *e)
     /* Up to two '=' at the very end; none anywhere else. */
     size_t pad = 0;
     if (s[len - 1] == '=') pad = s[len - 2] == '=' ? 2 : 1;
-    for (size_t i = 0; i < len - pad; i++) {
-        if (s[i] == '=') {
-            err_set(e, ERR_SERIALIZATION, MSG_B64_LAST);
-            return -1;
-        }
-        if (b64_val((unsigned char)s[i]) < 0) {
-            err_set(e, ERR_SERIALIZATION, MSG_B64_CHAR);
-            return -1;
-        }
+    /* One table lookup per character; OR-ing them finds any invalid one. */
+    const unsigned char *u = (const unsigned char *)s;
+    int bad = 0;
+    for (size_t i = 0; i < len - pad; i++)
+        bad |= B64_VAL[u[i]];
+    if (bad < 0) { /* the first offending character decides the message */
+        size_t i = 0;
+        while (B64_VAL[u[i]] >= 0)
+            i++;
+        err_set(e, ERR_SERIALIZATION, s[i] == '=' ? MSG_B64_LAST : MSG_B64_CHAR);
+        return -1;
     }
     /* The unused low bits of the last character before padding must be zero
      * (canonical encoding): 4 bits with "==", 2 bits with "=". */

@@ -1,9 +1,10 @@
 /* http.h - the HTTP front end of the API port (libmicrohttpd).
  *
  * Serves POST / (the DynamoDB JSON protocol, handed to api_handle), GET
- * /health and GET /metrics. libmicrohttpd runs a fixed pool of threads, each
- * with its own epoll loop; a request is handled on the thread that read it
- * (no per-request threads). Limits protect the server from hostile clients:
+ * /health and GET /metrics. libmicrohttpd runs one thread per connection
+ * (1 MiB stack; connections are capped by --max-connections), which handles
+ * that connection's requests in turn, so a write waiting for its fsync blocks
+ * nobody else. Limits protect the server from hostile clients:
  * body size, header memory per connection, idle timeout (slowloris), and
  * the number of connections.
  */
@@ -18,7 +19,6 @@
 typedef struct http_options {
     const char *host; /* listen address (numeric IPv4/IPv6) */
     int port;
-    unsigned threads;      /* worker threads */
     unsigned idle_timeout; /* seconds before an idle connection is closed */
     unsigned max_connections;
     size_t max_body; /* bytes */

@@ -31,7 +31,7 @@ void server_usage(void)
             "usage: meridian serve --region NAME --data DIR --listen HOST:PORT\n"
             "                      --peer-listen HOST:PORT [--peer NAME=HOST:PORT ...]\n"
             "                      --credentials FILE --cluster-key FILE\n"
-            "                      [--log-level debug|info|warn|error] [--threads N]\n"
+            "                      [--log-level debug|info|warn|error]\n"
             "                      [--idle-timeout SECONDS] [--max-connections N]\n"
             "                      [--max-clock-skew-ms N] [--clock-offset-ms N (tests only)]\n"
             "                      [--log-retention-ms N] [--log-retention-bytes N]\n"
@@ -87,7 +87,6 @@ int server_parse_args(int argc, char **argv, server_config *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
     cfg->log_level = LOG_INFO;
-    cfg->threads = 8;
     cfg->idle_timeout = 60;
     cfg->max_connections = 4096;
     cfg->max_clock_skew_ms = 60000;
@@ -103,7 +102,6 @@ int server_parse_args(int argc, char **argv, server_config *cfg)
         {"credentials", required_argument, 0, 'c'},
         {"cluster-key", required_argument, 0, 'k'},
         {"log-level", required_argument, 0, 'v'},
-        {"threads", required_argument, 0, 't'},
         {"idle-timeout", required_argument, 0, 'i'},
         {"max-connections", required_argument, 0, 'm'},
         {"max-clock-skew-ms", required_argument, 0, 'S'},
@@ -183,9 +181,6 @@ int server_parse_args(int argc, char **argv, server_config *cfg)
                 fprintf(stderr, "meridian serve: --log-level must be debug, info, warn or error\n");
                 return -1;
             }
-            break;
-        case 't':
-            if (parse_uint("--threads", optarg, 1, 256, &cfg->threads) < 0) return -1;
             break;
         case 'i':
             if (parse_uint("--idle-timeout", optarg, 1, 86400, &cfg->idle_timeout) < 0) return -1;
@@ -404,7 +399,6 @@ int server_run(const server_config *cfg)
     http_options ho = {
         .host = cfg->listen_host,
         .port = cfg->listen_port,
-        .threads = cfg->threads,
         .idle_timeout = cfg->idle_timeout,
         .max_connections = fit_connection_limit(cfg->max_connections),
         .max_body = 16u * 1024 * 1024 + 64 * 1024,

@@ -28,7 +28,6 @@ typedef struct server_config {
     const char *credentials_path;
     const char *cluster_key_path;
     int log_level;
-    unsigned threads;
     unsigned idle_timeout;
     unsigned max_connections;
     long long clock_offset_ms;           /* test only: shifts this region's wall clock */
