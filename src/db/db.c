@@ -12,7 +12,7 @@
 
 #define RECORD_FORMAT 1
 
-void record_encode(buf *out, uint64_t ts, const char *origin, bool tombstone, const mv_value *item)
+static void record_header(buf *out, uint64_t ts, const char *origin, bool tombstone)
 {
     size_t ol = strlen(origin);
     if (ol > 255) ol = 255;
@@ -21,6 +21,11 @@ void record_encode(buf *out, uint64_t ts, const char *origin, bool tombstone, co
     buf_put_u64be(out, ts);
     buf_putc(out, (uint8_t)ol);
     buf_append(out, origin, ol);
+}
+
+void record_encode(buf *out, uint64_t ts, const char *origin, bool tombstone, const mv_value *item)
+{
+    record_header(out, ts, origin, tombstone);
     if (!tombstone) item_encode(out, item);
 }
 
@@ -29,7 +34,9 @@ size_t record_header_len(const uint8_t *p, size_t len)
     return len >= 11 ? 11 + (size_t)p[10] : len;
 }
 
-int record_decode(arena *a, const uint8_t *p, size_t len, item_record *out)
+/* The version and tombstone flag of a record; the item too if want_item. */
+static int record_decode_ex(arena *a, const uint8_t *p, size_t len, bool want_item,
+                            item_record *out)
 {
     if (len < 11 || p[0] != RECORD_FORMAT) return -1;
     size_t ol = p[10];
@@ -39,7 +46,12 @@ int record_decode(arena *a, const uint8_t *p, size_t len, item_record *out)
     out->origin = arena_memdup(a, p + 11, ol);
     out->item = NULL;
     if (out->tombstone) return len == 11 + ol ? 0 : -1;
-    return item_decode(a, p + 11 + ol, len - 11 - ol, &out->item);
+    return want_item ? item_decode(a, p + 11 + ol, len - 11 - ol, &out->item) : 0;
+}
+
+int record_decode(arena *a, const uint8_t *p, size_t len, item_record *out)
+{
+    return record_decode_ex(a, p, len, true, out);
 }
 
 static int cmp_table_id(const void *a, const void *b)
@@ -191,7 +203,9 @@ typedef struct slot {
     mv_value *item;    /* live item, NULL otherwise */
 } slot;
 
-static int read_slot(db *d, slot *sl, arena *a, err *e)
+/* Reads what is stored under sl->key; the item itself only if want_item
+ * (applying replicated writes needs only the version). */
+static int read_slot(db *d, slot *sl, arena *a, bool want_item, err *e)
 {
     buf v;
     buf_init(&v);
@@ -204,7 +218,7 @@ static int read_slot(db *d, slot *sl, arena *a, err *e)
     sl->item = NULL;
     if (r == 1) {
         item_record rec;
-        if (record_decode(a, v.data, v.len, &rec) < 0) {
+        if (record_decode_ex(a, v.data, v.len, want_item, &rec) < 0) {
             buf_free(&v);
             return err_set(e, ERR_INTERNAL, "corrupt item record in storage");
         }
@@ -226,7 +240,7 @@ int db_get(db *d, table *t, const mv_value *pk, const mv_value *sk, arena *a, mv
     buf_init(&k);
     key_encode_item(&k, t->id, pk, sk);
     slot sl = {.key = k.data, .klen = k.len};
-    int rc = read_slot(d, &sl, a, e);
+    int rc = read_slot(d, &sl, a, true, e);
     *out = sl.item;
     buf_free(&k);
     return rc;
@@ -395,7 +409,7 @@ int db_write(db *d, db_write_op *ops, size_t n, arena *a, err *e)
     if (lockset_acquire(d, &ls, e) < 0) goto out;
 
     for (size_t i = 0; i < n; i++) {
-        if (read_slot(d, &sl[i], a, e) < 0) goto out;
+        if (read_slot(d, &sl[i], a, true, e) < 0) goto out;
         ops[i].old_item = sl[i].item;
         mv_value *nw = NULL;
         int r = ops[i].fn(ops[i].ctx, sl[i].item, a, &nw, e);
@@ -625,8 +639,9 @@ int db_apply(db *d, const char *source, const repl_entry *entries, size_t n, uin
         it[m].sl.klen = k.len;
         it[m].sl.stripe = stripe_of(k.data, k.len);
         it[m].prev = -1;
-        for (size_t j = m; j-- > 0;)
-            if (it[j].sl.klen == k.len && memcmp(it[j].sl.key, k.data, k.len) == 0) {
+        for (size_t j = m; j-- > 0;) /* the stripe (a hash of the key) filters first */
+            if (it[j].sl.stripe == it[m].sl.stripe && it[j].sl.klen == k.len &&
+                memcmp(it[j].sl.key, k.data, k.len) == 0) {
                 it[m].prev = (int)j;
                 break;
             }
@@ -653,7 +668,7 @@ int db_apply(db *d, const char *source, const repl_entry *entries, size_t n, uin
         if (x->t->deleted) continue;
         if (x->prev >= 0) {
             x->sl = it[x->prev].sl; /* the state this batch has already decided */
-        } else if (read_slot(d, &x->sl, &a, e) < 0) {
+        } else if (read_slot(d, &x->sl, &a, false, e) < 0) {
             goto out;
         }
         bool tomb = en->kind == REPL_TOMBSTONE ||
@@ -679,13 +694,16 @@ int db_apply(db *d, const char *source, const repl_entry *entries, size_t n, uin
             !(x->sl.ts == en->prev_ts && strcmp(x->sl.origin, en->prev_origin) == 0))
             record_conflict(d, x->t, en->pk, en->pk_len, en->ts, en->origin, x->sl.ts,
                             x->sl.origin);
+        /* The item is checked, then stored as the origin encoded it (the same
+         * bytes in every region, and no re-encoding). */
         mv_value *item = NULL;
         if (!tomb && item_decode(&a, en->data, en->data_len, &item) < 0) {
             err_set(e, ERR_VALIDATION, "malformed item in a replicated write from %s", source);
             goto out;
         }
         buf_reset(&rec);
-        record_encode(&rec, en->ts, en->origin, tomb, item);
+        record_header(&rec, en->ts, en->origin, tomb);
+        if (!tomb) buf_append(&rec, en->data, en->data_len);
         store_batch_put(b, STORE_CF_ITEMS, x->sl.key, x->sl.klen, rec.data, rec.len);
         if (tomb) index_tombstone(b, en->ts, x->sl.key, x->sl.klen, x->t->uid);
         bool live_before = x->sl.exists && !x->sl.tombstone;
@@ -825,7 +843,7 @@ static int collect_chunk(db *d, tomb_ref *refs, size_t n, arena *a, uint64_t *co
         buf_append(&ik, x->sl.key, x->sl.klen);
         store_batch_delete(b, STORE_CF_TOMBS, ik.data, ik.len);
         if (!x->t || x->t->deleted) continue;
-        if (read_slot(d, &x->sl, a, e) < 0) goto out;
+        if (read_slot(d, &x->sl, a, false, e) < 0) goto out;
         /* Still this very tombstone (a newer write may have replaced it). */
         if (x->sl.exists && x->sl.tombstone && x->sl.ts == x->ts) {
             store_batch_delete(b, STORE_CF_ITEMS, x->sl.key, x->sl.klen);
