@@ -382,8 +382,9 @@ static int append_canonical_query(buf *b, const char *query)
         if (!amp) break;
         p = amp + 1;
     }
+    /* store.data is NULL when every name and value is empty (query "=" or "&="). */
+    const char *base = store.data ? (const char *)store.data : "";
     for (size_t i = 0; i < n; i++) {
-        const char *base = (const char *)store.data;
         pairs[i].key = base + offs[4 * i];
         pairs[i].key_len = offs[4 * i + 1] - offs[4 * i];
         pairs[i].val = base + offs[4 * i + 1];

@@ -337,6 +337,24 @@ static void test_path_and_query_encoding(void **state)
     expect_fail(f->ddb, &r, parse_time(DDB_DATE), ERR_INVALID_SIGNATURE, MSG_MISMATCH);
 }
 
+/* Found by fuzz/fuzz_sigv4 (fuzz/regressions/fuzz_sigv4/empty-query-pair): a
+ * query whose pairs are all empty ("=", "&=&") left the canonical-query
+ * storage unallocated, and pointer arithmetic on its NULL data was undefined
+ * behaviour (UBSan abort). */
+static void test_query_of_empty_pairs(void **state)
+{
+    fixture *f = *state;
+    static const char *const queries[] = {"=", "&=&", "=&=", "&&"};
+    for (size_t i = 0; i < sizeof(queries) / sizeof(queries[0]); i++) {
+        test_req q;
+        req_init(&q, "GET", "/", queries[i], NULL);
+        req_add(&q, "host", "h");
+        req_add(&q, "x-amz-date", DDB_DATE);
+        req_sign(&q, DDB_AKID, DDB_SECRET, "us-east-1", "dynamodb", DDB_DATE);
+        expect_ok(f->ddb, &q, parse_time(DDB_DATE));
+    }
+}
+
 /* ------------------------------------------------------------- tampering */
 
 static void test_tampered_body(void **state)
@@ -1013,6 +1031,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_empty_body_and_query, setup, teardown),
         cmocka_unit_test_setup_teardown(test_path_and_query_encoding, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_query_of_empty_pairs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tampered_body, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tampered_headers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tampered_signature, setup, teardown),
