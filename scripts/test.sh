@@ -10,7 +10,7 @@ bash scripts/deps.sh
 jobs=$(nproc)
 
 echo "== clang-format check"
-clang-format --dry-run -Werror $(git ls-files 'src/*.c' 'src/*.h' 'tests/*.c' 'bench/*.c' 'bench/*.h' 'fuzz/*.c' 'fuzz/*.h' 2>/dev/null || find src tests bench fuzz -name '*.[ch]')
+clang-format --dry-run -Werror $(git ls-files 'src/*.c' 'src/*.h' 'tests/*.c' 'tests/*.h' 'bench/*.c' 'bench/*.h' 'fuzz/*.c' 'fuzz/*.h' 2>/dev/null || find src tests bench fuzz -name '*.[ch]')
 
 echo "== build (warnings are errors)"
 cmake -S . -B build -DMERIDIAN_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null

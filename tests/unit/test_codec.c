@@ -15,33 +15,8 @@
 
 #include "item/codec.h"
 #include "item/json.h"
-
-static arena A;
-
-static int setup(void **state)
-{
-    (void)state;
-    arena_init(&A);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    arena_free(&A);
-    return 0;
-}
-
-static uint64_t rng_state = 0x243F6A8885A308D3ULL;
-static uint64_t rng(void)
-{
-    uint64_t x = rng_state;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    rng_state = x;
-    return x;
-}
+#define UNIT_RNG_SEED 0x243F6A8885A308D3ULL
+#include "unit.h"
 
 static mv_value *item_json(const char *text)
 {
@@ -667,18 +642,18 @@ static void test_partitions(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_layout, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_truncations_and_trailing, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_nesting_limit, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_fuzz, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_key_bytes_order, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_key_number_order, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_key_decode_malformed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_key_hash_stable, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_item_keys, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_partitions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_round_trip, arena_setup, arena_teardown),
+        cmocka_unit_test_setup_teardown(test_layout, arena_setup, arena_teardown),
+        cmocka_unit_test_setup_teardown(test_truncations_and_trailing, arena_setup, arena_teardown),
+        cmocka_unit_test_setup_teardown(test_malformed, arena_setup, arena_teardown),
+        cmocka_unit_test_setup_teardown(test_nesting_limit, arena_setup, arena_teardown),
+        cmocka_unit_test_setup_teardown(test_fuzz, arena_setup, arena_teardown),
+        cmocka_unit_test_setup_teardown(test_key_bytes_order, arena_setup, arena_teardown),
+        cmocka_unit_test_setup_teardown(test_key_number_order, arena_setup, arena_teardown),
+        cmocka_unit_test_setup_teardown(test_key_decode_malformed, arena_setup, arena_teardown),
+        cmocka_unit_test_setup_teardown(test_key_hash_stable, arena_setup, arena_teardown),
+        cmocka_unit_test_setup_teardown(test_item_keys, arena_setup, arena_teardown),
+        cmocka_unit_test_setup_teardown(test_partitions, arena_setup, arena_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -24,8 +24,8 @@
 #include "expr/expr.h"
 #include "item/json.h"
 #include "util/buf.h"
+#include "unit.h"
 
-static arena A;
 static err E;
 static expr_env ENV;
 static mv_value *RES;
@@ -221,20 +221,6 @@ static const char *P(const char *expr)
     mv_value *r = expr_project(p, J(ITEM), &A);
     assert_non_null(r);
     return to_json(r, true);
-}
-
-static int setup(void **state)
-{
-    (void)state;
-    arena_init(&A);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    arena_free(&A);
-    return 0;
 }
 
 /* ---- syntax ---- */
@@ -1453,35 +1439,35 @@ static void test_fuzz_token_soup(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_syntax_errors, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_size_limit, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_reserved_words, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_placeholder_errors, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_function_errors, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_operand_type_errors, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_parentheses, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_paths_and_indexes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_compare_scalars, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_compare_documents, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_between_in, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_functions_eval, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_logic_and_precedence, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_projection, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_unused_placeholders, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_update_set, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_update_lists, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_update_remove, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_update_add_delete, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_update_runtime_errors, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_update_parse_errors, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_update_paths, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_key_condition, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_hostile_nesting, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_hostile_garbage, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_long_messages, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_nested_updates, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_null_arguments, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_fuzz_token_soup, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_syntax_errors, arena_setup, arena_teardown),
+        cmocka_unit_test_setup_teardown(test_size_limit, arena_setup, arena_teardown),
+        cmocka_unit_test_setup_teardown(test_reserved_words, arena_setup, arena_teardown),
+        cmocka_unit_test_setup_teardown(test_placeholder_errors, arena_setup, arena_teardown),
+        cmocka_unit_test_setup_teardown(test_function_errors, arena_setup, arena_teardown),
+        cmocka_unit_test_setup_teardown(test_operand_type_errors, arena_setup, arena_teardown),
+        cmocka_unit_test_setup_teardown(test_parentheses, arena_setup, arena_teardown),
+        cmocka_unit_test_setup_teardown(test_paths_and_indexes, arena_setup, arena_teardown),
+        cmocka_unit_test_setup_teardown(test_compare_scalars, arena_setup, arena_teardown),
+        cmocka_unit_test_setup_teardown(test_compare_documents, arena_setup, arena_teardown),
+        cmocka_unit_test_setup_teardown(test_between_in, arena_setup, arena_teardown),
+        cmocka_unit_test_setup_teardown(test_functions_eval, arena_setup, arena_teardown),
+        cmocka_unit_test_setup_teardown(test_logic_and_precedence, arena_setup, arena_teardown),
+        cmocka_unit_test_setup_teardown(test_projection, arena_setup, arena_teardown),
+        cmocka_unit_test_setup_teardown(test_unused_placeholders, arena_setup, arena_teardown),
+        cmocka_unit_test_setup_teardown(test_update_set, arena_setup, arena_teardown),
+        cmocka_unit_test_setup_teardown(test_update_lists, arena_setup, arena_teardown),
+        cmocka_unit_test_setup_teardown(test_update_remove, arena_setup, arena_teardown),
+        cmocka_unit_test_setup_teardown(test_update_add_delete, arena_setup, arena_teardown),
+        cmocka_unit_test_setup_teardown(test_update_runtime_errors, arena_setup, arena_teardown),
+        cmocka_unit_test_setup_teardown(test_update_parse_errors, arena_setup, arena_teardown),
+        cmocka_unit_test_setup_teardown(test_update_paths, arena_setup, arena_teardown),
+        cmocka_unit_test_setup_teardown(test_key_condition, arena_setup, arena_teardown),
+        cmocka_unit_test_setup_teardown(test_hostile_nesting, arena_setup, arena_teardown),
+        cmocka_unit_test_setup_teardown(test_hostile_garbage, arena_setup, arena_teardown),
+        cmocka_unit_test_setup_teardown(test_long_messages, arena_setup, arena_teardown),
+        cmocka_unit_test_setup_teardown(test_nested_updates, arena_setup, arena_teardown),
+        cmocka_unit_test_setup_teardown(test_null_arguments, arena_setup, arena_teardown),
+        cmocka_unit_test_setup_teardown(test_fuzz_token_soup, arena_setup, arena_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "item/json.h"
+#include "unit.h"
 
 #define MSG_EMPTY_AV                                                                               \
     "Supplied AttributeValue is empty, must contain exactly one of the supported datatypes"
@@ -23,22 +24,6 @@
     "Nesting Levels have exceeded supported limits: Attributes in the item have nested levels "    \
     "beyond supported limit"
 #define MSG_NUM "A value provided cannot be converted into a number"
-
-static arena A;
-
-static int setup(void **state)
-{
-    (void)state;
-    arena_init(&A);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    arena_free(&A);
-    return 0;
-}
 
 /* Parses JSON text and converts one AttributeValue; NULL with e on failure. */
 static mv_value *av(const char *text, err *e)
@@ -536,16 +521,16 @@ static void test_json_text_round_trip(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_valid_values, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_type_keys, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_serialization_errors, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_validation_errors, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_nesting, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_utf8, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_map_from_json, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_write_string, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_base64, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_json_text_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_valid_values, arena_setup, arena_teardown),
+        cmocka_unit_test_setup_teardown(test_type_keys, arena_setup, arena_teardown),
+        cmocka_unit_test_setup_teardown(test_serialization_errors, arena_setup, arena_teardown),
+        cmocka_unit_test_setup_teardown(test_validation_errors, arena_setup, arena_teardown),
+        cmocka_unit_test_setup_teardown(test_nesting, arena_setup, arena_teardown),
+        cmocka_unit_test_setup_teardown(test_utf8, arena_setup, arena_teardown),
+        cmocka_unit_test_setup_teardown(test_map_from_json, arena_setup, arena_teardown),
+        cmocka_unit_test_setup_teardown(test_write_string, arena_setup, arena_teardown),
+        cmocka_unit_test_setup_teardown(test_base64, arena_setup, arena_teardown),
+        cmocka_unit_test_setup_teardown(test_json_text_round_trip, arena_setup, arena_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

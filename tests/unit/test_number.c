@@ -13,6 +13,9 @@
 #include <string.h>
 
 #include "item/number.h"
+#define UNIT_NO_ARENA
+#define UNIT_RNG_SEED 0x9E3779B97F4A7C15ULL
+#include "unit.h"
 
 #define MSG_SYNTAX    "A value provided cannot be converted into a number"
 #define MSG_PRECISION "Attempting to store more than 38 significant digits in a Number"
@@ -22,16 +25,6 @@
     "Number underflow. Attempting to store a number with magnitude smaller than supported range"
 
 /* Deterministic generator so failures reproduce. */
-static uint64_t rng_state = 0x9E3779B97F4A7C15ULL;
-static uint64_t rng(void)
-{
-    uint64_t x = rng_state;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    rng_state = x;
-    return x;
-}
 
 static num parse_ok(const char *s)
 {

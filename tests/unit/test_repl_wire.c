@@ -28,38 +28,13 @@
 #include <unistd.h>
 
 #include "repl/wire.h"
+#define UNIT_RNG_SEED 0x9E3779B97F4A7C15ULL
+#include "unit.h"
 
 /* 64 characters: every kind of character a region name may hold. */
 #define REGION_MAX_NAME "Aa0._-zZ9aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 #define HS_TIMEOUT      5000 /* generous: a failing handshake must end long before */
 #define HS_QUICK_MS     2000 /* ... within this */
-
-static arena A;
-
-static int setup(void **state)
-{
-    (void)state;
-    arena_init(&A);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    arena_free(&A);
-    return 0;
-}
-
-static uint64_t rng_state = 0x9E3779B97F4A7C15ULL;
-static uint64_t rng(void)
-{
-    uint64_t x = rng_state;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    rng_state = x;
-    return x;
-}
 
 static int64_t now_ms(void)
 {
@@ -1465,13 +1440,14 @@ static void test_handshake_bad_args(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_entry_roundtrip_every_kind, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_entry_layout, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_entry_truncations, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_entry_rejects, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_entry_mutations, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_batch_roundtrip, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_batch_malformed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_entry_roundtrip_every_kind, arena_setup,
+                                        arena_teardown),
+        cmocka_unit_test_setup_teardown(test_entry_layout, arena_setup, arena_teardown),
+        cmocka_unit_test_setup_teardown(test_entry_truncations, arena_setup, arena_teardown),
+        cmocka_unit_test_setup_teardown(test_entry_rejects, arena_setup, arena_teardown),
+        cmocka_unit_test_setup_teardown(test_entry_mutations, arena_setup, arena_teardown),
+        cmocka_unit_test_setup_teardown(test_batch_roundtrip, arena_setup, arena_teardown),
+        cmocka_unit_test_setup_teardown(test_batch_malformed, arena_setup, arena_teardown),
         cmocka_unit_test(test_u64_helpers),
         cmocka_unit_test(test_frame_roundtrip),
         cmocka_unit_test(test_frame_split_writes),
