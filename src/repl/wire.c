@@ -54,7 +54,8 @@
  *   ERROR      reason bytes (printable text; quoted back sanitized, <= 200 bytes)
  * proof = HMAC-SHA256(key, "meridian-repl-1|" role "|" client_region "|"
  * server_region "|" nonce_c "|" nonce_s) (nonces raw; names cannot hold '|'),
- * compared with CRYPTO_memcmp; nonces come from RAND_bytes. The timeout
+ * compared with CRYPTO_memcmp; nonces come from RAND_bytes (tests may substitute
+ * a fixed source: repl_wire_set_nonce_source). The timeout
  * bounds the whole handshake; its frames may be at most 4 KiB, so a peer
  * that has proven nothing cannot make us allocate more. Order of checks:
  *   server: HELLO well formed (else ERROR + ERR_VALIDATION) -> version equal
@@ -725,6 +726,18 @@ static int hs_proof(const uint8_t *key, size_t key_len, const char *role, const 
     return 0;
 }
 
+static int rand_nonce(uint8_t *out, size_t len)
+{
+    return RAND_bytes(out, (int)len) == 1 ? 0 : -1;
+}
+
+static repl_nonce_source nonce_source = rand_nonce;
+
+void repl_wire_set_nonce_source(repl_nonce_source fn)
+{
+    nonce_source = fn ? fn : rand_nonce;
+}
+
 static int hs_check_args(const uint8_t *key, size_t key_len, const char *my_region, err *e)
 {
     if (!key || key_len == 0) return err_validation(e, HS_PREFIX "the cluster key is empty");
@@ -749,7 +762,7 @@ int repl_handshake_client(int fd, const uint8_t *key, size_t key_len, const char
 
     peer_region[0] = '\0';
     if (hs_check_args(key, key_len, my_region, e) != 0) return -1;
-    if (RAND_bytes(nonce_c, sizeof(nonce_c)) != 1)
+    if (nonce_source(nonce_c, sizeof(nonce_c)) != 0)
         return err_set(e, ERR_INTERNAL, HS_PREFIX "RAND_bytes failed");
 
     buf_init(&p);
@@ -849,7 +862,7 @@ int repl_handshake_server(int fd, const uint8_t *key, size_t key_len, const char
         goto out;
     }
 
-    if (RAND_bytes(nonce_s, sizeof(nonce_s)) != 1) {
+    if (nonce_source(nonce_s, sizeof(nonce_s)) != 0) {
         hs_refuse(&h, "internal error", ERR_INTERNAL, "RAND_bytes failed");
         goto out;
     }

@@ -127,6 +127,15 @@ int repl_handshake_server(int fd, const uint8_t *key, size_t key_len, const char
                           const repl_server_hooks *hooks,
                           char *peer_region /* REPL_REGION_MAX + 1 */, int timeout_ms, err *e);
 
+/* Test seam (fuzzers and unit tests only; the server never calls it): the
+ * source of the handshake nonces nonce_c and nonce_s. fn fills out with len
+ * bytes and returns 0, or -1 to fail the handshake as a RAND_bytes failure
+ * would. NULL restores the default, OpenSSL's RAND_bytes. With a fixed
+ * source a peer can compute the other side's proof before it has seen it, so
+ * call this before any handshake starts, in a test process only. */
+typedef int (*repl_nonce_source)(uint8_t *out, size_t len);
+void repl_wire_set_nonce_source(repl_nonce_source fn);
+
 /* Small payload helpers for ACK/START/HEARTBEAT. */
 void repl_put_u64(buf *out, uint64_t v);
 int repl_get_u64(const buf *payload, size_t off, uint64_t *v);

@@ -10,7 +10,11 @@
  * SIGPIPE), and the handshake with client and server in two threads
  * (success, wrong key on either side, refused and own region, version
  * mismatch, garbage or the wrong frame instead of HELLO, a forged AUTH, a
- * server without the key, a silent server, bad arguments). */
+ * server without the key, a silent server, bad arguments), and with fixed
+ * nonces (repl_wire_set_nonce_source): every handshake byte against the
+ * documented layout and an independent HMAC of the documented proof message,
+ * a client answering before seeing the server's nonce, a replayed AUTH
+ * refused under another nonce, a failing nonce source on either side. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -26,6 +30,9 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include "repl/wire.h"
 #define UNIT_RNG_SEED 0x9E3779B97F4A7C15ULL
@@ -1437,6 +1444,205 @@ static void test_handshake_bad_args(void **state)
     close(sv[1]);
 }
 
+/* ------------------------------------------------- fixed nonces (the seam) */
+
+static uint8_t nonce_fill = 0xA5;
+static int nonce_calls;
+
+/* Nonces of nonce_fill, nonce_fill + 1, ...: the same for both sides. */
+static int fixed_nonces(uint8_t *out, size_t len)
+{
+    nonce_calls++;
+    for (size_t i = 0; i < len; i++)
+        out[i] = (uint8_t)(nonce_fill + i);
+    return 0;
+}
+
+static int failing_nonces(uint8_t *out, size_t len)
+{
+    (void)out;
+    (void)len;
+    nonce_calls++;
+    return -1;
+}
+
+/* The proof as wire.h defines it, computed here independently of wire.c. */
+static void spec_proof(const char *key, const char *role, const char *client, const char *server,
+                       const uint8_t *nc, const uint8_t *ns, uint8_t out[REPL_PROOF_LEN])
+{
+    uint8_t msg[256];
+    int n = snprintf((char *)msg, sizeof(msg), "meridian-repl-1|%s|%s|%s|", role, client, server);
+    assert_true(n > 0 && (size_t)n + 2 * REPL_NONCE_LEN + 1 <= sizeof(msg));
+    size_t len = (size_t)n;
+    memcpy(msg + len, nc, REPL_NONCE_LEN);
+    len += REPL_NONCE_LEN;
+    msg[len++] = '|';
+    memcpy(msg + len, ns, REPL_NONCE_LEN);
+    len += REPL_NONCE_LEN;
+    unsigned int olen = 0;
+    assert_non_null(HMAC(EVP_sha256(), key, (int)strlen(key), msg, len, out, &olen));
+    assert_int_equal(olen, REPL_PROOF_LEN);
+}
+
+/* With a fixed nonce source, both sides' bytes are fully determined: the
+ * real client's HELLO and AUTH and the real server's CHALLENGE match the
+ * documented layout and the HMAC of the documented message, byte for byte
+ * (the existing tests only pit wire.c against itself), and a peer can answer
+ * without waiting for the other side's nonce. */
+/* A client's HELLO (with the client nonce given) and AUTH sent at once, as
+ * only a client that knows the server's nonce could; the server's
+ * CHALLENGE is then read into p. */
+static void send_hello_and_auth(rogue_server *r, buf *p, const uint8_t *nonce,
+                                const uint8_t *proof_c)
+{
+    err e;
+    repl_frame_type t;
+    hello(p, REPL_PROTOCOL_VERSION, "cli");
+    memcpy(p->data + p->len - REPL_NONCE_LEN, nonce, REPL_NONCE_LEN);
+    assert_int_equal(repl_frame_send(r->peer_fd, REPL_F_HELLO, p->data, p->len, 1000, &e), 0);
+    assert_int_equal(repl_frame_send(r->peer_fd, REPL_F_AUTH, proof_c, REPL_PROOF_LEN, 1000, &e),
+                     0);
+    assert_int_equal(repl_frame_recv(r->peer_fd, &t, p, 2000, &e), 0);
+    assert_int_equal(t, REPL_F_CHALLENGE);
+}
+
+static void test_handshake_fixed_nonce_vectors(void **state)
+{
+    (void)state;
+    repl_wire_set_nonce_source(fixed_nonces);
+    uint8_t nonce[REPL_NONCE_LEN], proof_s[REPL_PROOF_LEN], proof_c[REPL_PROOF_LEN];
+    fixed_nonces(nonce, sizeof(nonce));
+    spec_proof(KEY, "server", "cli", "srv", nonce, nonce, proof_s);
+    spec_proof(KEY, "client", "cli", "srv", nonce, nonce, proof_c);
+    buf p, want;
+    buf_init(&p);
+    buf_init(&want);
+    err e;
+    repl_frame_type t;
+
+    /* the real client against a scripted server */
+    rogue_client_run rc;
+    rogue_client_start(&rc, HS_TIMEOUT);
+    assert_int_equal(repl_frame_recv(rc.peer_fd, &t, &p, 2000, &e), 0);
+    assert_int_equal(t, REPL_F_HELLO);
+    buf_put_u16be(&want, REPL_PROTOCOL_VERSION);
+    buf_putc(&want, 3);
+    buf_puts(&want, "cli");
+    buf_append(&want, nonce, sizeof(nonce));
+    assert_bytes(p.data, p.len, want.data, want.len);
+    buf_reset(&p);
+    buf_putc(&p, 3);
+    buf_puts(&p, "srv");
+    buf_append(&p, nonce, sizeof(nonce));
+    buf_append(&p, proof_s, sizeof(proof_s));
+    assert_int_equal(repl_frame_send(rc.peer_fd, REPL_F_CHALLENGE, p.data, p.len, 1000, &e), 0);
+    assert_int_equal(repl_frame_recv(rc.peer_fd, &t, &p, 2000, &e), 0);
+    assert_int_equal(t, REPL_F_AUTH);
+    assert_bytes(p.data, p.len, proof_c, sizeof(proof_c));
+    buf_reset(&p);
+    repl_put_u64(&p, 99);
+    assert_int_equal(repl_frame_send(rc.peer_fd, REPL_F_START, p.data, p.len, 1000, &e), 0);
+    rogue_client_end(&rc);
+    if (rc.c.rc) fail_msg("client: %s", rc.c.e.msg);
+    assert_string_equal(rc.c.peer, "srv");
+    assert_true(rc.c.from_seq == 99);
+
+    /* the real server against a client that sends everything up front,
+     * AUTH included, as only a known server nonce allows */
+    rogue_server r;
+    rogue_server_start(&r, HS_TIMEOUT);
+    send_hello_and_auth(&r, &p, nonce, proof_c);
+    buf_reset(&want);
+    buf_putc(&want, 3);
+    buf_puts(&want, "srv");
+    buf_append(&want, nonce, sizeof(nonce));
+    buf_append(&want, proof_s, sizeof(proof_s));
+    assert_bytes(p.data, p.len, want.data, want.len);
+    assert_int_equal(repl_frame_recv(r.peer_fd, &t, &p, 2000, &e), 0);
+    assert_int_equal(t, REPL_F_START);
+    uint64_t seq;
+    assert_int_equal(repl_get_u64(&p, 0, &seq), 0);
+    assert_true(seq == 0x0123456789ABCDEFULL + 3);
+    rogue_server_end(&r);
+    if (r.s.rc) fail_msg("server: %s", r.s.e.msg);
+    assert_string_equal(r.s.peer, "cli");
+
+    /* Replay: the same recorded client frames against a server whose nonce
+     * differs are refused (proof_c binds nonce_s). */
+    nonce_fill = 0x5A;
+    rogue_server_start(&r, HS_TIMEOUT);
+    send_hello_and_auth(&r, &p, nonce, proof_c);
+    expect_error_frame(r.peer_fd, "authentication failed");
+    rogue_server_end(&r);
+    expect_err(&r.s.e, ERR_ACCESS_DENIED, "peer failed to prove the cluster key");
+    assert_int_equal(r.hc.accept_calls, 0);
+
+    nonce_fill = 0xA5;
+    repl_wire_set_nonce_source(NULL);
+    buf_free(&p);
+    buf_free(&want);
+}
+
+/* A nonce source that fails: the client gives up before any I/O, the server
+ * after HELLO with an ERROR frame; both with ERR_INTERNAL. */
+static void test_handshake_nonce_failure(void **state)
+{
+    (void)state;
+    repl_wire_set_nonce_source(failing_nonces);
+    nonce_calls = 0;
+    int sv[2];
+    make_pair(sv);
+    char peer[REPL_REGION_MAX + 1];
+    uint64_t seq = 5;
+    err e;
+    err_clear(&e);
+    assert_int_equal(repl_handshake_client(sv[0], (const uint8_t *)KEY, strlen(KEY), "cli", peer,
+                                           &seq, 1000, &e),
+                     -1);
+    expect_err(&e, ERR_INTERNAL, "replication handshake: RAND_bytes failed");
+    assert_int_equal(nonce_calls, 1);
+    assert_string_equal(peer, "");
+    assert_true(seq == 5);
+    uint8_t c;
+    assert_int_equal(recv(sv[1], &c, 1, MSG_DONTWAIT), -1);
+    close(sv[0]);
+    close(sv[1]);
+
+    rogue_server r;
+    rogue_server_start(&r, HS_TIMEOUT);
+    buf p;
+    buf_init(&p);
+    hello(&p, REPL_PROTOCOL_VERSION, "cli");
+    assert_int_equal(repl_frame_send(r.peer_fd, REPL_F_HELLO, p.data, p.len, 1000, &e), 0);
+    expect_error_frame(r.peer_fd, "internal error");
+    rogue_server_end(&r);
+    expect_err(&r.s.e, ERR_INTERNAL, "RAND_bytes failed");
+    assert_string_equal(r.s.peer, "");
+    assert_int_equal(r.hc.accept_calls, 0);
+    assert_int_equal(nonce_calls, 2);
+    buf_free(&p);
+
+    /* NULL restores RAND_bytes: two clients' nonces differ */
+    repl_wire_set_nonce_source(NULL);
+    uint8_t first[REPL_NONCE_LEN];
+    for (int i = 0; i < 2; i++) {
+        rogue_client_run rc;
+        rogue_client_start(&rc, 200);
+        repl_frame_type t;
+        buf_init(&p);
+        assert_int_equal(repl_frame_recv(rc.peer_fd, &t, &p, 2000, &e), 0);
+        assert_int_equal(p.len, 2 + 1 + 3 + REPL_NONCE_LEN);
+        if (i == 0)
+            memcpy(first, p.data + p.len - REPL_NONCE_LEN, REPL_NONCE_LEN);
+        else
+            assert_memory_not_equal(first, p.data + p.len - REPL_NONCE_LEN, REPL_NONCE_LEN);
+        shutdown(rc.peer_fd, SHUT_RDWR);
+        rogue_client_end(&rc);
+        buf_free(&p);
+    }
+    assert_int_equal(nonce_calls, 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1463,6 +1669,8 @@ int main(void)
         cmocka_unit_test(test_handshake_forged_auth),
         cmocka_unit_test(test_handshake_server_without_key),
         cmocka_unit_test(test_handshake_bad_args),
+        cmocka_unit_test(test_handshake_fixed_nonce_vectors),
+        cmocka_unit_test(test_handshake_nonce_failure),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
