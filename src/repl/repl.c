@@ -58,10 +58,25 @@
 #define CLAIM_KEY_PREFIX   "repl/claim/"
 #define TOMB_GC_MS         1000
 #define TOMB_SCAN_MAX      100000
+#define REFUSED_LOG_MS     1000 /* at most one warning a second per refusal reason */
 
 static const double lat_le[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
                                 0.25,  0.5,    1,     2.5,  5,     10};
 #define N_LAT (sizeof(lat_le) / sizeof(lat_le[0]))
+
+/* Why an inbound replication connection was refused or closed
+ * (meridian_replication_refused_total{reason}). */
+typedef enum refuse_reason {
+    REFUSE_AUTH,           /* the peer did not prove the cluster key, or refused ours */
+    REFUSE_UNKNOWN_REGION, /* proven, but not a region configured as a peer here */
+    REFUSE_PROTOCOL,       /* malformed or unexpected frames, before or after the handshake */
+    REFUSE_INCOMPLETE,     /* the peer went silent or away during the handshake */
+    REFUSE_LIMIT,          /* more inbound connections than MAX_CONNS */
+    N_REFUSE
+} refuse_reason;
+
+static const char *const refuse_names[N_REFUSE] = {"auth", "unknown_region", "protocol",
+                                                   "incomplete", "limit"};
 
 typedef struct inflight {
     uint64_t through;
@@ -105,6 +120,7 @@ typedef struct source_state {
 typedef struct conn {
     repl *r;
     int fd;
+    char addr[INET6_ADDRSTRLEN + 8]; /* the peer's address and port, for messages */
     pthread_t thread;
     _Atomic bool done;
     bool used;
@@ -130,6 +146,8 @@ struct repl {
     uint64_t grace_ms;          /* tombstone grace period */
     _Atomic uint64_t applied_frontier, global_frontier; /* as last computed (metrics) */
     _Atomic uint64_t tombstones_collected;
+    _Atomic uint64_t refused[N_REFUSE];
+    _Atomic uint64_t refused_logged_ms[N_REFUSE]; /* last warning per reason (monotonic) */
 };
 
 static uint64_t now_ms(void)
@@ -773,7 +791,8 @@ static void *sender_main(void *arg)
                     atomic_store(&l->up, 0);
                 }
             } else if (atomic_load(&r->running)) {
-                log_warn("replication handshake with %s failed: %s", l->name, e.msg);
+                log_warn("replication handshake with %s at %s:%d failed: %s", l->name, l->host,
+                         l->port, e.msg);
             }
             atomic_store(&l->fd, -1);
             close(fd);
@@ -790,14 +809,22 @@ static void *sender_main(void *arg)
 
 /* ---------------------------------------------------------------- receiver */
 
+/* The handshake hooks' context: one inbound connection. */
+typedef struct hs_ctx {
+    repl *r;
+    bool region_refused; /* the peer proved the key but is not a configured peer */
+} hs_ctx;
+
 static bool hook_accept(void *ctx, const char *region)
 {
-    return repl_is_peer(ctx, region);
+    hs_ctx *h = ctx;
+    h->region_refused = !repl_is_peer(h->r, region);
+    return !h->region_refused;
 }
 
 static uint64_t hook_position(void *ctx, const char *region)
 {
-    repl *r = ctx;
+    repl *r = ((hs_ctx *)ctx)->r;
     uint64_t pos = 0;
     err e;
     if (db_applied_position(r->d, region, &pos, &e) < 0) pos = 0;
@@ -912,7 +939,21 @@ static int apply_batch(repl *r, source_state *src, uint64_t gen, const uint8_t *
         }
         repl_kind k = ents[kept].kind;
         bool positioned = k == REPL_PUT || k == REPL_TOMBSTONE || k == REPL_TABLE;
-        if (!positioned || items[i].seq > applied) kept++;
+        if (positioned && items[i].seq <= applied) continue;
+        /* A descriptor that does not parse fails the batch before any of it
+         * is applied (as an undecodable entry does). */
+        if (k == REPL_TABLE || k == REPL_BACKFILL_BEGIN) {
+            table tmpl;
+            if (catalog_parse_descriptor((const char *)ents[kept].data, ents[kept].data_len,
+                                         &tmpl) < 0) {
+                pthread_mutex_unlock(&src->apply_mu);
+                err_set(e, ERR_VALIDATION, "malformed table descriptor in entry %llu",
+                        (unsigned long long)items[i].seq);
+                goto out;
+            }
+            catalog_free_template(&tmpl);
+        }
+        kept++;
     }
     n = kept;
     size_t run = 0; /* start of the current run of item entries */
@@ -954,6 +995,20 @@ out:
     return rc;
 }
 
+/* Counts a refused (or, after the handshake, closed) inbound connection and
+ * says so: a warning at most once a second per reason, debug otherwise. */
+static void note_refused(repl *r, refuse_reason why, const char *addr, const char *peer,
+                         const char *msg)
+{
+    atomic_fetch_add(&r->refused[why], 1);
+    uint64_t now = mono_ms(), last = atomic_load(&r->refused_logged_ms[why]);
+    bool warn = (last == 0 || now - last >= REFUSED_LOG_MS) &&
+                atomic_compare_exchange_strong(&r->refused_logged_ms[why], &last, now);
+    log_write(warn ? LOG_WARN : LOG_DEBUG, NULL, "%s replication connection from %s%s%s (%s): %s",
+              peer ? "closing the" : "refused a", peer ? peer : "", peer ? " at " : "", addr,
+              refuse_names[why], msg);
+}
+
 static void *receiver_main(void *arg)
 {
     conn *cn = arg;
@@ -961,11 +1016,17 @@ static void *receiver_main(void *arg)
     err e;
     err_clear(&e);
     char peer[REPL_REGION_MAX + 1];
+    hs_ctx hc = {.r = r};
     repl_server_hooks hooks = {
-        .ctx = r, .accept_region = hook_accept, .position_for = hook_position};
+        .ctx = &hc, .accept_region = hook_accept, .position_for = hook_position};
     if (repl_handshake_server(cn->fd, r->key, r->key_len, r->region, &hooks, peer, IO_TIMEOUT_MS,
                               &e) < 0) {
-        log_warn("refused a replication connection: %s", e.msg);
+        if (!atomic_load(&r->running)) goto done;
+        refuse_reason why = hc.region_refused             ? REFUSE_UNKNOWN_REGION
+                            : e.code == ERR_ACCESS_DENIED ? REFUSE_AUTH
+                            : e.code == ERR_UNAVAILABLE   ? REFUSE_INCOMPLETE
+                                                          : REFUSE_PROTOCOL;
+        note_refused(r, why, cn->addr, NULL, e.msg);
         goto done;
     }
     source_state *src = source_of(r, peer);
@@ -977,6 +1038,7 @@ static void *receiver_main(void *arg)
     buf payload;
     buf_init(&payload);
     uint64_t last_frame = mono_ms();
+    bool failed = false, logged = false; /* why the loop ended, if not a stop */
     while (atomic_load(&r->running)) {
         repl_frame_type type;
         struct pollfd p = {.fd = cn->fd, .events = POLLIN};
@@ -989,22 +1051,39 @@ static void *receiver_main(void *arg)
             }
             continue;
         }
-        if (repl_frame_recv(cn->fd, &type, &payload, IO_TIMEOUT_MS, &e) < 0) break;
+        if (repl_frame_recv(cn->fd, &type, &payload, IO_TIMEOUT_MS, &e) < 0) {
+            failed = true;
+            break;
+        }
         last_frame = mono_ms();
         if (type == REPL_F_HEARTBEAT) {
             note_heartbeat(r, src, gen, payload.data, payload.len);
             continue;
         }
-        if (type == REPL_F_ERROR) break;
+        if (type == REPL_F_ERROR) {
+            char reason[128];
+            size_t n = 0;
+            for (size_t i = 0; i < payload.len && n + 1 < sizeof(reason); i++)
+                reason[n++] =
+                    payload.data[i] >= 0x20 && payload.data[i] < 0x7f ? (char)payload.data[i] : '?';
+            reason[n] = '\0';
+            log_warn("replication from %s ended: the peer reported an error: %s", peer, reason);
+            break;
+        }
         if (type != REPL_F_BATCH) {
             err_set(&e, ERR_VALIDATION, "unexpected frame type %d", (int)type);
+            failed = true;
             break;
         }
         uint64_t through = 0;
         if (apply_batch(r, src, gen, payload.data, payload.len, &through, &e) < 0) {
-            log_error("applying replication from %s failed: %s", peer, e.msg);
+            /* A malformed batch is reported (and counted) below. */
+            if (e.code != ERR_VALIDATION)
+                log_error("applying replication from %s failed: %s", peer, e.msg);
+            failed = logged = true;
+            err se;
             const char *msg = "apply failed";
-            repl_frame_send(cn->fd, REPL_F_ERROR, msg, strlen(msg), 1000, &e);
+            repl_frame_send(cn->fd, REPL_F_ERROR, msg, strlen(msg), 1000, &se);
             break;
         }
         buf ack;
@@ -1012,9 +1091,20 @@ static void *receiver_main(void *arg)
         repl_put_u64(&ack, through);
         int rc = repl_frame_send(cn->fd, REPL_F_ACK, ack.data, ack.len, IO_TIMEOUT_MS, &e);
         buf_free(&ack);
-        if (rc < 0) break;
+        if (rc < 0) {
+            failed = true;
+            break;
+        }
     }
     buf_free(&payload);
+    /* A malformed or unexpected frame is a protocol violation (counted); a
+     * connection that broke or closed is not (peers restart, links fail). */
+    if (failed && atomic_load(&r->running)) {
+        if (e.code == ERR_VALIDATION)
+            note_refused(r, REFUSE_PROTOCOL, cn->addr, peer, e.msg);
+        else if (!logged)
+            log_info("replication from %s at %s ended: %s", peer, cn->addr, e.msg);
+    }
 done:
     close(cn->fd);
     atomic_store(&cn->done, true);
@@ -1193,6 +1283,26 @@ static void collect_tombstones(repl *r, owed_set *o)
     }
 }
 
+#define STR(x)  #x
+#define XSTR(x) STR(x)
+
+/* "host:port" of an accepted connection ("?" if unknown). */
+static void format_addr(const struct sockaddr_storage *sa, char *out, size_t cap)
+{
+    char host[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+    if (sa->ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+        port = ntohs(in->sin_port);
+    } else if (sa->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+        port = ntohs(in6->sin6_port);
+    }
+    snprintf(out, cap, sa->ss_family == AF_INET6 ? "[%s]:%d" : "%s:%d", host, port);
+}
+
 static void *accept_main(void *arg)
 {
     repl *r = arg;
@@ -1212,10 +1322,14 @@ static void *accept_main(void *arg)
             reap_conns(r, false);
             continue;
         }
-        int fd = accept4(r->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        struct sockaddr_storage sa;
+        socklen_t salen = sizeof(sa);
+        int fd = accept4(r->listen_fd, (struct sockaddr *)&sa, &salen, SOCK_CLOEXEC);
         if (fd < 0) continue;
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        char addr[INET6_ADDRSTRLEN + 8];
+        format_addr(&sa, addr, sizeof(addr));
         reap_conns(r, false);
         pthread_mutex_lock(&r->conn_mu);
         conn *slot = NULL;
@@ -1224,6 +1338,7 @@ static void *accept_main(void *arg)
         if (slot) {
             slot->r = r;
             slot->fd = fd;
+            snprintf(slot->addr, sizeof(slot->addr), "%s", addr);
             slot->used = true;
             atomic_store(&slot->done, false);
             if (pthread_create(&slot->thread, NULL, receiver_main, slot) != 0) {
@@ -1234,6 +1349,9 @@ static void *accept_main(void *arg)
             close(fd); /* more inbound links than any deployment has peers */
         }
         pthread_mutex_unlock(&r->conn_mu);
+        if (!slot)
+            note_refused(r, REFUSE_LIMIT, addr, NULL,
+                         "too many inbound replication connections (" XSTR(MAX_CONNS) ")");
     }
     free(owed.uids);
     return NULL;
@@ -1592,6 +1710,12 @@ void repl_render_metrics(repl *r, buf *out)
                "# TYPE meridian_replication_clock_skew_violations_total counter\n"
                "meridian_replication_clock_skew_violations_total %llu\n",
                (unsigned long long)atomic_load(&r->d->skew_violations));
+    buf_puts(out, "# HELP meridian_replication_refused_total Inbound replication connections "
+                  "refused in the handshake, or closed after it for a protocol violation.\n"
+                  "# TYPE meridian_replication_refused_total counter\n");
+    for (size_t i = 0; i < N_REFUSE; i++)
+        buf_printf(out, "meridian_replication_refused_total{reason=\"%s\"} %llu\n", refuse_names[i],
+                   (unsigned long long)atomic_load(&r->refused[i]));
 }
 
 int repl_backfill_percent(repl *r, const char *peer)

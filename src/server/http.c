@@ -2,10 +2,18 @@
  *
  * Per connection request state (http_req) is created on the first callback
  * of a request, accumulates the body across the upload callbacks, and is
- * freed by the completion callback, whatever happened to the connection. */
+ * freed by the completion callback, whatever happened to the connection.
+ *
+ * Per connection state (http_conn) lives from libmicrohttpd's "connection
+ * started" to its "connection closed" notification, in a list the header
+ * reaper scans: a connection whose next request's headers have not all
+ * arrived within the header deadline (twice --idle-timeout) is shut down.
+ * libmicrohttpd's idle timeout alone does not bound a client that trickles
+ * one header byte at a time (slowloris), each byte making it not idle. */
 #include "server/http.h"
 
 #include <arpa/inet.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -14,6 +22,7 @@
 #include <microhttpd.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <zlib.h>
 
@@ -29,6 +38,17 @@
  * many slow or unauthenticated uploads exhaust memory. */
 #define BODY_BUDGET ((size_t)512 * 1024 * 1024)
 
+/* One open connection (libmicrohttpd's socket context). */
+typedef struct http_conn {
+    int fd;
+    /* When the connection became ready for a request's headers (accepted, or
+     * the previous request completed), CLOCK_MONOTONIC ms; 0 while a request
+     * whose headers have all arrived is being read or served. */
+    _Atomic uint64_t awaiting_since_ms;
+    bool reaped; /* shut down by the reaper (under conns_mu) */
+    struct http_conn *prev, *next;
+} http_conn;
+
 struct http_server {
     struct MHD_Daemon *daemon;
     api_server *api;
@@ -37,6 +57,17 @@ struct http_server {
     atomic_size_t buffered; /* body bytes held by requests in progress */
     atomic_int inflight;    /* requests begun and not yet completed */
     atomic_bool draining;   /* shutting down: responses close their connections */
+
+    /* Open connections and the header reaper (see the top of this file). */
+    pthread_mutex_t conns_mu;
+    pthread_cond_t reaper_cv;
+    http_conn *conns; /* under conns_mu */
+    size_t n_conns;   /* under conns_mu */
+    bool stopping;    /* under conns_mu: the reaper exits */
+    bool reaper_started;
+    pthread_t reaper;
+    uint64_t header_deadline_ms;
+    _Atomic uint64_t header_timeouts; /* connections shut down by the reaper */
 };
 
 typedef struct http_req {
@@ -73,7 +104,8 @@ static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const 
 }
 
 static enum MHD_Result send_buf(http_server *h, struct MHD_Connection *conn, int status, buf *body,
-                                const char *content_type, const char *request_id)
+                                const char *content_type, const char *request_id,
+                                const char *version)
 {
     uLong crc = crc32(0L, Z_NULL, 0);
     if (body->len) crc = crc32(crc, body->data, (uInt)body->len);
@@ -91,9 +123,24 @@ static enum MHD_Result send_buf(http_server *h, struct MHD_Connection *conn, int
     MHD_add_response_header(r, "x-amz-crc32", crcs);
     if (atomic_load(&h->draining)) MHD_add_response_header(r, "Connection", "close");
     if (request_id) MHD_add_response_header(r, "x-amzn-RequestId", request_id);
+    if (version && *version) MHD_add_response_header(r, "x-meridian-version", version);
     enum MHD_Result ret = MHD_queue_response(conn, (unsigned)status, r);
     MHD_destroy_response(r);
     return ret;
+}
+
+static uint64_t mono_ms(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
+}
+
+static http_conn *conn_of(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
 }
 
 static double elapsed(const struct timespec *start)
@@ -121,7 +168,8 @@ static enum MHD_Result serve_api(http_server *h, struct MHD_Connection *conn, co
     api_handle(h->api, &req, &resp);
     free(hl.h);
     metrics_observe_request(h->m, resp.op, resp.outcome, elapsed(&r->start));
-    return send_buf(h, conn, resp.status, &resp.body, JSON_CONTENT_TYPE, resp.request_id);
+    return send_buf(h, conn, resp.status, &resp.body, JSON_CONTENT_TYPE, resp.request_id,
+                    resp.version);
 }
 
 static enum MHD_Result reject_too_large(http_server *h, struct MHD_Connection *conn)
@@ -133,7 +181,99 @@ static enum MHD_Result reject_too_large(http_server *h, struct MHD_Connection *c
     buf_init(&b);
     api_error_body(&b, &e);
     metrics_observe_request(h->m, -1, 1, 0);
-    return send_buf(h, conn, 413, &b, JSON_CONTENT_TYPE, NULL);
+    return send_buf(h, conn, 413, &b, JSON_CONTENT_TYPE, NULL, NULL);
+}
+
+static void render_http_metrics(http_server *h, buf *out)
+{
+    pthread_mutex_lock(&h->conns_mu);
+    size_t open = h->n_conns;
+    pthread_mutex_unlock(&h->conns_mu);
+    buf_printf(out,
+               "# HELP meridian_http_connections Open client connections on the API port.\n"
+               "# TYPE meridian_http_connections gauge\nmeridian_http_connections %zu\n"
+               "# HELP meridian_http_header_timeouts_total Connections closed because a "
+               "request's headers did not all arrive within the header deadline.\n"
+               "# TYPE meridian_http_header_timeouts_total counter\n"
+               "meridian_http_header_timeouts_total %llu\n",
+               open, (unsigned long long)atomic_load(&h->header_timeouts));
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    http_server *h = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        http_conn *c = calloc(1, sizeof(*c));
+        if (!c || !ci) { /* not watched: only the idle timeout applies */
+            free(c);
+            *socket_context = NULL;
+            return;
+        }
+        c->fd = ci->connect_fd;
+        atomic_init(&c->awaiting_since_ms, mono_ms());
+        pthread_mutex_lock(&h->conns_mu);
+        c->next = h->conns;
+        if (h->conns) h->conns->prev = c;
+        h->conns = c;
+        h->n_conns++;
+        pthread_mutex_unlock(&h->conns_mu);
+        *socket_context = c;
+        return;
+    }
+    /* Closed. libmicrohttpd closes the socket after this notification, so
+     * the reaper (which shuts sockets down under conns_mu) never touches a
+     * descriptor that has been closed, or reused by another connection. */
+    http_conn *c = *socket_context;
+    if (!c) return;
+    pthread_mutex_lock(&h->conns_mu);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        h->conns = c->next;
+    if (c->next) c->next->prev = c->prev;
+    h->n_conns--;
+    pthread_mutex_unlock(&h->conns_mu);
+    free(c);
+    *socket_context = NULL;
+}
+
+/* Shuts down every connection whose request headers are overdue; their
+ * threads then see the connection end and close it. */
+static void *reaper_main(void *arg)
+{
+    http_server *h = arg;
+    uint64_t last_warn_ms = 0;
+    pthread_mutex_lock(&h->conns_mu);
+    while (!h->stopping) {
+        uint64_t now = mono_ms();
+        size_t reaped = 0;
+        for (http_conn *c = h->conns; c; c = c->next) {
+            uint64_t since = atomic_load(&c->awaiting_since_ms);
+            if (c->reaped || since == 0 || now - since < h->header_deadline_ms) continue;
+            shutdown(c->fd, SHUT_RDWR);
+            c->reaped = true;
+            reaped++;
+        }
+        if (reaped) {
+            atomic_fetch_add(&h->header_timeouts, reaped);
+            if (last_warn_ms == 0 || now - last_warn_ms >= 10000) {
+                last_warn_ms = now;
+                log_warn("http: closed %zu connection(s) whose request headers did not arrive "
+                         "within %llu s (slow or stalled clients; counted in "
+                         "meridian_http_header_timeouts_total)",
+                         reaped, (unsigned long long)(h->header_deadline_ms / 1000));
+            }
+        }
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_sec += 1;
+        pthread_cond_timedwait(&h->reaper_cv, &h->conns_mu, &until);
+    }
+    pthread_mutex_unlock(&h->conns_mu);
+    return NULL;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -144,6 +284,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     http_server *h = cls;
     http_req *r = *con_cls;
     if (!r) {
+        /* Every header of this request has arrived. */
+        http_conn *hc = conn_of(conn);
+        if (hc) atomic_store(&hc->awaiting_since_ms, 0);
         r = calloc(1, sizeof(*r));
         if (!r) return MHD_NO;
         buf_init(&r->body);
@@ -188,19 +331,20 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         buf_puts(&b, "{\"region\":");
         json_write_string(&b, h->api->region, strlen(h->api->region));
         buf_puts(&b, ",\"status\":\"ok\",\"version\":\"" MERIDIAN_VERSION "\"}");
-        return send_buf(h, conn, 200, &b, "application/json", NULL);
+        return send_buf(h, conn, 200, &b, "application/json", NULL, NULL);
     }
     if (strcmp(method, "GET") == 0 && strcmp(url, "/metrics") == 0) {
         buf b;
         buf_init(&b);
         metrics_render(h->m, h->api->d, &b);
-        return send_buf(h, conn, 200, &b, "text/plain; version=0.0.4", NULL);
+        render_http_metrics(h, &b);
+        return send_buf(h, conn, 200, &b, "text/plain; version=0.0.4", NULL, NULL);
     }
     if (strcmp(method, "GET") == 0 && strcmp(url, "/replication/status") == 0) {
         buf b;
         buf_init(&b);
         repl_status_json(h->api->repl, &b);
-        return send_buf(h, conn, 200, &b, "application/json", NULL);
+        return send_buf(h, conn, 200, &b, "application/json", NULL, NULL);
     }
     if (strcmp(method, "POST") == 0) return serve_api(h, conn, url, method, r);
     buf b;
@@ -208,17 +352,20 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     err e;
     err_set(&e, ERR_UNKNOWN_OPERATION, "%s", "");
     api_error_body(&b, &e);
-    return send_buf(h, conn, strcmp(method, "GET") == 0 ? 404 : 405, &b, JSON_CONTENT_TYPE, NULL);
+    return send_buf(h, conn, strcmp(method, "GET") == 0 ? 404 : 405, &b, JSON_CONTENT_TYPE, NULL,
+                    NULL);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)conn;
     (void)toe;
     http_server *h = cls;
     http_req *r = *con_cls;
     if (!r) return;
+    /* The next request's headers are awaited from now on. */
+    http_conn *hc = conn_of(conn);
+    if (hc) atomic_store(&hc->awaiting_since_ms, mono_ms());
     atomic_fetch_sub(&h->buffered, r->counted);
     if (r->executing) atomic_fetch_sub(&h->inflight, 1);
     buf_free(&r->body);
@@ -234,7 +381,37 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     size_t n = strlen(msg);
     while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
         msg[--n] = '\0';
+    /* Refusals at the connection limit, or at the system's limits on threads
+     * and descriptors, are what an operator must see (at most one line per
+     * 10 s); libmicrohttpd's other messages are details. */
+    if (strstr(msg, "limit")) {
+        static _Atomic uint64_t last_ms;
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        uint64_t ms = (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
+        uint64_t prev = atomic_load(&last_ms);
+        if ((prev == 0 || ms - prev >= 10000) &&
+            atomic_compare_exchange_strong(&last_ms, &prev, ms)) {
+            log_warn("http: %s (new connections are refused while the limit holds; idle ones "
+                     "are closed after --idle-timeout)",
+                     msg);
+            return;
+        }
+    }
     log_debug("http: %s", msg);
+}
+
+static void free_server(http_server *h)
+{
+    /* Every connection has been closed (and unlinked) by now. */
+    while (h->conns) {
+        http_conn *c = h->conns;
+        h->conns = c->next;
+        free(c);
+    }
+    pthread_cond_destroy(&h->reaper_cv);
+    pthread_mutex_destroy(&h->conns_mu);
+    free(h);
 }
 
 http_server *http_start(const http_options *opt, api_server *api, metrics *m, err *e)
@@ -266,19 +443,33 @@ http_server *http_start(const http_options *opt, api_server *api, metrics *m, er
     h->api = api;
     h->m = m;
     h->max_body = opt->max_body;
+    h->header_deadline_ms = 2000ull * opt->idle_timeout;
+    pthread_mutex_init(&h->conns_mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&h->reaper_cv, &ca);
+    pthread_condattr_destroy(&ca);
     h->daemon = MHD_start_daemon(
         flags, (uint16_t)opt->port, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, &ss,
         MHD_OPTION_THREAD_STACK_SIZE, (size_t)(1024 * 1024), MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned int)opt->idle_timeout, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned int)opt->max_connections, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)65536,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
-        MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
+        h, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h, MHD_OPTION_END);
     if (!h->daemon) {
-        free(h);
+        free_server(h);
         err_set(e, ERR_INTERNAL, "cannot listen on %s:%d (address in use or not available)",
                 opt->host, opt->port);
         return NULL;
     }
+    if (pthread_create(&h->reaper, NULL, reaper_main, h) != 0) {
+        MHD_stop_daemon(h->daemon);
+        free_server(h);
+        err_set(e, ERR_INTERNAL, "cannot start a thread");
+        return NULL;
+    }
+    h->reaper_started = true;
     return h;
 }
 
@@ -302,6 +493,13 @@ int http_drain(http_server *h, unsigned timeout_ms)
 void http_stop(http_server *h)
 {
     if (!h) return;
+    if (h->reaper_started) {
+        pthread_mutex_lock(&h->conns_mu);
+        h->stopping = true;
+        pthread_cond_signal(&h->reaper_cv);
+        pthread_mutex_unlock(&h->conns_mu);
+        pthread_join(h->reaper, NULL);
+    }
     MHD_stop_daemon(h->daemon);
-    free(h);
+    free_server(h);
 }

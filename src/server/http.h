@@ -5,8 +5,10 @@
  * (1 MiB stack; connections are capped by --max-connections), which handles
  * that connection's requests in turn, so a write waiting for its fsync blocks
  * nobody else. Limits protect the server from hostile clients:
- * body size, header memory per connection, idle timeout (slowloris), and
- * the number of connections.
+ * body size, header memory per connection, idle timeout, a deadline for a
+ * request's headers (twice the idle timeout: slowloris), and the number of
+ * connections. /metrics gets meridian_http_connections and
+ * meridian_http_header_timeouts_total from here.
  */
 #ifndef MERIDIAN_HTTP_H
 #define MERIDIAN_HTTP_H

@@ -88,7 +88,7 @@ int server_parse_args(int argc, char **argv, server_config *cfg)
     memset(cfg, 0, sizeof(*cfg));
     cfg->log_level = LOG_INFO;
     cfg->idle_timeout = 60;
-    cfg->max_connections = 4096;
+    cfg->max_connections = 16384;
     cfg->max_clock_skew_ms = 60000;
     cfg->log_retention_ms = 7ull * 24 * 3600 * 1000;       /* a week */
     cfg->log_retention_bytes = 64ull * 1024 * 1024 * 1024; /* 64 GiB */

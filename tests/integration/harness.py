@@ -52,6 +52,7 @@ import base64
 import datetime
 import http.client
 import json
+import re
 import shutil
 import signal
 import socket
@@ -149,6 +150,26 @@ class ServerError(AssertionError):
     pass
 
 
+# What ThreadSanitizer, AddressSanitizer, LeakSanitizer and UBSan print when
+# they find something (builds with -DMERIDIAN_TSAN=ON / -DMERIDIAN_SANITIZE=ON).
+_SANITIZER_REPORT = re.compile(
+    r"^(WARNING: ThreadSanitizer:|ThreadSanitizer: CHECK failed|==\d+==ERROR: \w+Sanitizer"
+    r"|\S+:\d+:\d+: runtime error: )", re.M)
+
+
+def sanitizer_report(path, limit=6000):
+    """The first sanitizer report in the file at path (up to limit
+    characters), or None. Server.close() fails when its log holds one: an
+    exit code alone is lost when a test kills the process with SIGKILL."""
+    try:
+        with open(path, "rb") as f:
+            text = f.read().decode("utf-8", "replace")
+    except OSError:
+        return None
+    m = _SANITIZER_REPORT.search(text)
+    return text[m.start():m.start() + limit] if m else None
+
+
 class Server:
     """One meridian process (or, in MERIDIAN_TEST_ENDPOINT mode, the external endpoint)."""
 
@@ -164,6 +185,8 @@ class Server:
         self.log_level = log_level or os.environ.get("MERIDIAN_TEST_LOG_LEVEL", "info")
         self.extra_args = list(extra_args)
         self.proc = None
+        self.env = {}  # extra environment variables of the process (e.g. LD_PRELOAD)
+        self.wrapper = []  # command prefix (e.g. ["valgrind", ...]; test_valgrind.py)
         self.root = tempfile.mkdtemp(prefix="meridian-it-%s-" % name)
         self.data_dir = os.path.join(self.root, "data")
         self.log_path = os.path.join(self.root, "stderr.log")
@@ -221,7 +244,7 @@ class Server:
             cmd += ["--idle-timeout", str(self.idle_timeout)]
         if self.max_connections is not None:
             cmd += ["--max-connections", str(self.max_connections)]
-        return cmd + self.extra_args
+        return list(self.wrapper) + cmd + self.extra_args
 
     # -- lifecycle ----------------------------------------------------------
     def start(self, timeout=30.0, new_ports=True):
@@ -247,9 +270,10 @@ class Server:
             self._log = open(self.log_path, "ab")
             self._log.write(("\n===== start #%d: %s\n" % (self.starts + 1, " ".join(self.command()))).encode())
             self._log.flush()
+            env = dict(os.environ, **self.env) if self.env else None
             self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL,
                                          stdout=self._log, stderr=self._log,
-                                         start_new_session=True)
+                                         start_new_session=True, env=env)
             self.starts += 1
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
@@ -365,7 +389,10 @@ class Server:
             return self.start(timeout=timeout, new_ports=True)
 
     def close(self):
-        """Final teardown: stop (exit 0 asserted), remove temporary files."""
+        """Final teardown: stop (exit 0 asserted), remove temporary files.
+        Fails too if the log holds a sanitizer report (sanitizer_report()),
+        e.g. of a process that was later killed with SIGKILL."""
+        report = None
         try:
             if self.running():
                 self.stop()
@@ -375,8 +402,12 @@ class Server:
                 _CLOSED_DURING_TEST.append(self)
             self._close_log()
             self._final_tail = _tail(self.log_path)
+            report = sanitizer_report(self.log_path)
             if not os.environ.get("MERIDIAN_TEST_KEEP"):
                 shutil.rmtree(self.root, ignore_errors=True)
+        if report:
+            raise ServerError("%s: sanitizer report in the server's log (%s):\n%s"
+                              % (self.name, self.log_path, report))
 
     def log_text(self):
         try:
@@ -958,6 +989,13 @@ class _ProxyPair:
                 # bytes always sees them counted.
                 with p._lock:
                     p.bytes_forwarded += len(data)
+                # A slow link: every chunk waits `delay` seconds, and at most
+                # `rate` bytes a second pass (0: no limit).
+                delay, rate = p.delay, p.rate
+                if delay or rate:
+                    time.sleep(delay + (len(data) / rate if rate else 0.0))
+                    if self.closed:
+                        break
                 dst.sendall(data)
         except (OSError, ValueError):
             pass
@@ -1001,6 +1039,8 @@ class LinkProxy:
         self.refused = 0            # connections reset because of a cut or the limit
         self.upstream_failures = 0  # target did not accept
         self.bytes_forwarded = 0    # both directions
+        self.delay = 0.0            # seconds each forwarded chunk waits (slow link)
+        self.rate = 0               # bytes per second (0: unlimited)
         self._lock = threading.Lock()
         self._mode = None           # None (forwarding), "refuse" or "blackhole"
         self._pairs = set()
@@ -1111,10 +1151,17 @@ class LinkProxy:
 
     def heal(self):
         """Forwards new connections again; black-holed ones are closed (so
-        their owners reconnect instead of waiting for their own timeouts)."""
+        their owners reconnect instead of waiting for their own timeouts).
+        A slow link (delay, rate) is made fast again."""
         with self._lock:
             self._mode = None
+        self.delay, self.rate = 0.0, 0
         self._close_held()
+
+    def reset_connections(self):
+        """Closes every current connection (a flapping link); new ones are
+        forwarded as before."""
+        self._close_pairs()
 
     def stop(self, timeout=5.0):
         with self._lock:
