@@ -248,6 +248,9 @@ static int route(api_server *s, const sigv4_request *req, api_response *resp, ar
     };
     int rc = op->fn(&c);
     *err_item = c.err_item;
+    if (rc == 0 && c.version_ts)
+        snprintf(resp->version, sizeof(resp->version), "%llu/%s", (unsigned long long)c.version_ts,
+                 c.version_origin);
     cJSON_Delete(json);
     return rc;
 }
@@ -257,6 +260,7 @@ void api_handle(api_server *s, const sigv4_request *req, api_response *resp)
     buf_init(&resp->body);
     resp->op = -1;
     resp->status = 0;
+    resp->version[0] = '\0';
     make_request_id(resp->request_id, sizeof(resp->request_id));
     arena a;
     arena_init(&a);

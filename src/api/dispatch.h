@@ -34,6 +34,10 @@ typedef struct api_response {
     char request_id[64]; /* x-amzn-RequestId */
     int op;              /* operation index (api_op_name), -1 if none */
     int outcome;         /* 0 success, 1 client error, 2 server error */
+    /* x-meridian-version of a successful single-item operation: "<HLC
+     * timestamp>/<origin region>" of the item written or read (a tombstone's
+     * too), "" if none. Tests use it to check last-writer-wins exactly. */
+    char version[96];
 } api_response;
 
 /* req->body must be followed by a NUL byte (body[body_len] == 0), which the

@@ -178,6 +178,8 @@ static int run_write(write_req *w, db_mutate_fn fn, const char *rv)
     op.fn = fn;
     op.ctx = w;
     if (db_write(w->c->d, &op, 1, w->c->a, w->c->e) < 0) return -1;
+    w->c->version_ts = op.ts;
+    w->c->version_origin = op.origin;
     return finish_write(w->c, w, &op, rv);
 }
 
@@ -309,7 +311,9 @@ int op_get_item(op_ctx *c)
     if (proj_text && expr_parse_projection(&env, proj_text, &proj, c->e) < 0) goto out;
     if (check_env_use(c, &env, proj_text != NULL) < 0) goto out;
     mv_value *item;
-    if (db_get(c->d, t, pk, sk, c->a, &item, c->e) < 0) goto out;
+    if (db_get_versioned(c->d, t, pk, sk, c->a, &item, &c->version_ts, &c->version_origin, c->e) <
+        0)
+        goto out;
     /* 1 unit per 4 KB read (half for eventually consistent reads), before projection. */
     size_t sz = item ? mv_item_size(item) : 0;
     double units = (double)(sz ? (sz + 4095) / 4096 : 1) * (consistent ? 1.0 : 0.5);

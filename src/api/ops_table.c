@@ -517,7 +517,8 @@ static int delete_own_replica(op_ctx *c, table *t)
     return 0;
 }
 
-static int replica_update(op_ctx *c, table *t)
+/* *own_removed: this region's own replica was deleted (the table is gone here). */
+static int replica_update(op_ctx *c, table *t, bool *own_removed)
 {
     const cJSON *ru = req_get(c->req, "ReplicaUpdates");
     if (!cJSON_IsArray(ru))
@@ -539,7 +540,11 @@ static int replica_update(op_ctx *c, table *t)
                               "One or more parameter values were invalid: region %s is not a peer "
                               "of this region (start it with --peer %s=HOST:PORT)",
                               region, region);
-    if (del && strcmp(region, c->region) == 0) return delete_own_replica(c, t);
+    if (del && strcmp(region, c->region) == 0) {
+        int rc = delete_own_replica(c, t);
+        *own_removed = rc == 0;
+        return rc;
+    }
     ddl_ctx x = {.c = c, .region = region, .create = create != NULL};
     int rc = catalog_update_settings(c->d->cat, t, apply_replica_update, &x, c->e);
     if (x.logged) rlog_done(&c->d->log, x.seq);
@@ -558,8 +563,9 @@ int op_update_table(op_ctx *c)
     }
     int rc;
     if (req_get(c->req, "ReplicaUpdates")) {
-        rc = replica_update(c, t);
-        if (rc == 0 && t->deleted) { /* this region's own replica was removed */
+        bool own_removed = false;
+        rc = replica_update(c, t, &own_removed);
+        if (rc == 0 && own_removed) { /* this region's own replica was removed */
             respond_description(c, "TableDescription", t, "DELETING");
             table_release(t);
             return 0;

@@ -43,6 +43,10 @@ typedef struct op_ctx {
     /* With ERR_CONDITIONAL_CHECK_FAILED: the item to return in the error body
      * (ReturnValuesOnConditionCheckFailure ALL_OLD), or NULL. */
     const mv_value *err_item;
+    /* Version of the item a single-item operation wrote or read (its HLC
+     * timestamp and origin region), returned as x-meridian-version; 0 if none. */
+    uint64_t version_ts;
+    const char *version_origin;
 } op_ctx;
 
 typedef int (*op_fn)(op_ctx *c);

@@ -233,8 +233,8 @@ static int read_slot(db *d, slot *sl, arena *a, bool want_item, err *e)
     return r < 0 ? -1 : 0;
 }
 
-int db_get(db *d, table *t, const mv_value *pk, const mv_value *sk, arena *a, mv_value **out,
-           err *e)
+int db_get_versioned(db *d, table *t, const mv_value *pk, const mv_value *sk, arena *a,
+                     mv_value **out, uint64_t *ts, const char **origin, err *e)
 {
     buf k;
     buf_init(&k);
@@ -242,8 +242,18 @@ int db_get(db *d, table *t, const mv_value *pk, const mv_value *sk, arena *a, mv
     slot sl = {.key = k.data, .klen = k.len};
     int rc = read_slot(d, &sl, a, true, e);
     *out = sl.item;
+    *ts = sl.ts;
+    *origin = sl.origin;
     buf_free(&k);
     return rc;
+}
+
+int db_get(db *d, table *t, const mv_value *pk, const mv_value *sk, arena *a, mv_value **out,
+           err *e)
+{
+    uint64_t ts;
+    const char *origin;
+    return db_get_versioned(d, t, pk, sk, a, out, &ts, &origin, e);
 }
 
 static size_t stripe_of(const uint8_t *key, size_t len)
@@ -390,6 +400,8 @@ int db_write(db *d, db_write_op *ops, size_t n, arena *a, err *e)
         ops[i].old_item = NULL;
         ops[i].new_item = NULL;
         ops[i].written = false;
+        ops[i].ts = 0;
+        ops[i].origin = "";
     }
     buf_free(&k);
     for (size_t i = 0; i < n; i++)
@@ -414,6 +426,8 @@ int db_write(db *d, db_write_op *ops, size_t n, arena *a, err *e)
         mv_value *nw = NULL;
         int r = ops[i].fn(ops[i].ctx, sl[i].item, a, &nw, e);
         if (r < 0) goto out;
+        ops[i].ts = sl[i].ts; /* unless written below */
+        ops[i].origin = sl[i].origin;
         if (r == DB_MUTATE_SKIP) {
             ops[i].new_item = sl[i].item;
             continue;
@@ -456,6 +470,8 @@ int db_write(db *d, db_write_op *ops, size_t n, arena *a, err *e)
         bool live_before = sl[i].item != NULL;
         buf_reset(&rec);
         if (ops[i].new_item || logged[i]) {
+            ops[i].ts = ts;
+            ops[i].origin = d->region;
             /* A delete in a global table leaves a versioned tombstone. */
             bool tomb = ops[i].new_item == NULL;
             record_encode(&rec, ts, d->region, tomb, ops[i].new_item);
@@ -464,6 +480,8 @@ int db_write(db *d, db_write_op *ops, size_t n, arena *a, err *e)
             if (tomb) index_tombstone(b, ts, sl[i].key, sl[i].klen, ops[i].t->uid);
             dtomb[i] = (tomb ? 1 : 0) - (sl[i].tombstone ? 1 : 0);
         } else {
+            ops[i].ts = 0; /* a local table's delete leaves nothing */
+            ops[i].origin = "";
             store_batch_delete(b, STORE_CF_ITEMS, sl[i].key, sl[i].klen);
             dbytes[i] = -(int64_t)sl[i].stored_len;
             dtomb[i] = sl[i].tombstone ? -1 : 0;
@@ -604,6 +622,28 @@ typedef struct apply_item {
     int64_t dcount, dbytes, dtomb; /* statistics change, applied after the commit */
 } apply_item;
 
+/* Whether a replicated item's key attributes are exactly the key it is
+ * filed under (en->pk, en->sk), with the table's key types: a peer that
+ * sends an item under another key would make the stored item disagree with
+ * its own key, and the regions with it. */
+static bool replicated_key_matches(const table *t, const repl_entry *en, const mv_value *item,
+                                   buf *scratch)
+{
+    if ((t->sk_name != NULL) != (en->sk != NULL)) return false;
+    const char *names[2] = {t->pk_name, t->sk_name};
+    const mv_type types[2] = {t->pk_type, t->sk_type};
+    const uint8_t *enc[2] = {en->pk, en->sk};
+    const size_t lens[2] = {en->pk_len, en->sk_len};
+    for (int i = 0; i < 2 && names[i]; i++) {
+        const mv_value *v = mv_map_get(item, names[i], strlen(names[i]));
+        if (!v || v->type != types[i]) return false;
+        buf_reset(scratch);
+        key_encode_scalar(scratch, v);
+        if (scratch->len != lens[i] || memcmp(scratch->data, enc[i], lens[i]) != 0) return false;
+    }
+    return true;
+}
+
 int db_apply(db *d, const char *source, const repl_entry *entries, size_t n, uint64_t position,
              db_apply_stats *stats, err *e)
 {
@@ -699,6 +739,11 @@ int db_apply(db *d, const char *source, const repl_entry *entries, size_t n, uin
         mv_value *item = NULL;
         if (!tomb && item_decode(&a, en->data, en->data_len, &item) < 0) {
             err_set(e, ERR_VALIDATION, "malformed item in a replicated write from %s", source);
+            goto out;
+        }
+        if (!tomb && !replicated_key_matches(x->t, en, item, &k)) {
+            err_set(e, ERR_VALIDATION,
+                    "replicated write from %s: the item's key attributes are not its key", source);
             goto out;
         }
         buf_reset(&rec);

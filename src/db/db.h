@@ -87,6 +87,10 @@ int record_decode(arena *a, const uint8_t *p, size_t len, item_record *out);
 /* Reads one item (NULL in *out if absent). */
 int db_get(db *d, table *t, const mv_value *pk, const mv_value *sk, arena *a, mv_value **out,
            err *e);
+/* db_get that also gives the version of what is stored: the live item's or
+ * the tombstone's (*ts 0 and *origin "" if nothing is stored). */
+int db_get_versioned(db *d, table *t, const mv_value *pk, const mv_value *sk, arena *a,
+                     mv_value **out, uint64_t *ts, const char **origin, err *e);
 
 /* Decides the new contents of one item from its current contents (NULL if
  * absent). Returns DB_MUTATE_WRITE with *new_item set (NULL deletes the
@@ -107,6 +111,8 @@ typedef struct db_write_op {
     const mv_value *old_item; /* item before the write (NULL if none) */
     mv_value *new_item;       /* item after (NULL if deleted or absent) */
     bool written;             /* false when the callback chose DB_MUTATE_SKIP */
+    uint64_t ts;              /* version stored after the write (0: nothing stored) */
+    const char *origin;       /* its region ("" if nothing stored) */
 } db_write_op;
 
 /* Applies n operations atomically: all are committed in one durable batch, or

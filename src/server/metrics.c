@@ -116,6 +116,17 @@ void metrics_render(metrics *m, db *d, buf *out)
                "# HELP meridian_disk_bytes Size of the region's SST files.\n"
                "# TYPE meridian_disk_bytes gauge\nmeridian_disk_bytes %llu\n",
                (unsigned long long)store_disk_bytes(d->st));
+    uint64_t werr;
+    bool failing, full;
+    store_write_health(d->st, &werr, &failing, &full);
+    buf_printf(out,
+               "# HELP meridian_storage_write_errors_total Durable writes the storage refused "
+               "(e.g. a full disk).\n"
+               "# TYPE meridian_storage_write_errors_total counter\n"
+               "meridian_storage_write_errors_total %llu\n"
+               "# HELP meridian_disk_full 1 while writes fail because the disk is full.\n"
+               "# TYPE meridian_disk_full gauge\nmeridian_disk_full %d\n",
+               (unsigned long long)werr, failing && full ? 1 : 0);
     table **ts;
     size_t nt = catalog_all(d->cat, &ts);
     buf_puts(out, "# HELP meridian_replication_conflicts_total Concurrent writes that lost to "

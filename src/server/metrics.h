@@ -7,6 +7,9 @@
  *   meridian_items_stored, meridian_bytes_stored      gauges (all tables)
  *   meridian_disk_bytes                               gauge (SST files)
  *   meridian_up, meridian_start_time_seconds          gauges
+ *   meridian_storage_write_errors_total, meridian_disk_full  counter, gauge
+ *   meridian_http_connections, meridian_http_header_timeouts_total
+ *                                                     gauge, counter (server/http.c)
  *   meridian_replication_conflicts_total{account,table} counter
  *   meridian_replication_* per peer                   see repl/repl.c
  * Updates are lock-free atomic increments; rendering reads them relaxed.

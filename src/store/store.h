@@ -82,4 +82,8 @@ int store_iter_status(store_iter *it, err *e);
 /* Approximate bytes on disk (SST + WAL) for metrics. */
 uint64_t store_disk_bytes(store *s);
 
+/* Failed writes so far; whether the last write failed; whether it failed
+ * because the disk is full (ENOSPC). For metrics. */
+void store_write_health(store *s, uint64_t *errors, bool *failing, bool *disk_full);
+
 #endif

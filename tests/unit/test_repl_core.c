@@ -2275,6 +2275,61 @@ static void test_duplicate_apply_is_noop(void **state)
     one_close(&o);
 }
 
+/* A replicated item whose key attributes are not the key it is filed under
+ * (or have the wrong type) is refused, and nothing of its batch is stored. */
+static void test_apply_refuses_item_under_other_key(void **state)
+{
+    (void)state;
+    static one o; /* static: still valid in teardown if an assertion fails */
+    one_open(&o, "eu-west-1");
+    arena a;
+    arena_init(&a);
+    uint64_t base = (hlc_wall_ms() - 5000) << HLC_LOGICAL_BITS;
+    repl_entry good = mk_entry(&a, REPL_PUT, "g", base + 1, "us-east-1", 0, "", 1);
+    repl_entry moved = mk_entry(&a, REPL_PUT, "k", base + 2, "us-east-1", 0, "", 1);
+    repl_entry other = mk_entry(&a, REPL_PUT, "other", base + 2, "us-east-1", 0, "", 1);
+    moved.data = other.data; /* the item says pk "other", filed under "k" */
+    moved.data_len = other.data_len;
+    repl_entry wrong_type = mk_entry(&a, REPL_PUT, "n", base + 3, "us-east-1", 0, "", 1);
+    mv_member m[2] = {{"pk", 2, num_v(&a, 5)}, {"sk", 2, num_v(&a, 1)}};
+    buf kb;
+    buf_init(&kb);
+    key_encode_scalar(&kb, m[0].value);
+    wrong_type.pk = (const uint8_t *)arena_memdup(&a, kb.data, kb.len);
+    wrong_type.pk_len = kb.len;
+    buf_reset(&kb);
+    item_encode(&kb, mv_new_map(&a, m, 2)); /* pk is N, the table's is S */
+    wrong_type.data = (const uint8_t *)arena_memdup(&a, kb.data, kb.len);
+    wrong_type.data_len = kb.len;
+    buf_free(&kb);
+    repl_entry no_sk = mk_entry(&a, REPL_PUT, "s", base + 4, "us-east-1", 0, "", 1);
+    no_sk.sk = NULL; /* the table has a sort key */
+    no_sk.sk_len = 0;
+
+    const repl_entry *bad[] = {&moved, &wrong_type, &no_sk};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        repl_entry two[2] = {good, *bad[i]};
+        db_apply_stats st;
+        memset(&st, 0, sizeof(st));
+        err e;
+        err_clear(&e);
+        hlc_set_offset_ms(o.n.skew_ms);
+        assert_int_equal(db_apply(o.n.d, "us-east-1", two, 2, 5, &st, &e), -1);
+        assert_int_equal(e.code, ERR_VALIDATION);
+        assert_false(version_of(&o, "g").exists);
+        assert_int_equal(atomic_load(&o.t->item_count), 0);
+    }
+    assert_false(version_of(&o, "k").exists);
+    assert_false(version_of(&o, "other").exists);
+    /* The same batch with a well-formed entry is applied. */
+    db_apply_stats st;
+    apply1(&o, "us-east-1", &good, 1, 5, &st);
+    assert_int_equal(st.applied, 1);
+    assert_true(version_of(&o, "g").exists);
+    arena_free(&a);
+    one_close(&o);
+}
+
 static bool accept_all(void *ctx, table *t)
 {
     (void)t;
@@ -2611,6 +2666,7 @@ int main(void)
         cmocka_unit_test(test_rlog_safe_point),
         cmocka_unit_test_teardown(test_conflict_rule, cleanup_nodes),
         cmocka_unit_test_teardown(test_duplicate_apply_is_noop, cleanup_nodes),
+        cmocka_unit_test_teardown(test_apply_refuses_item_under_other_key, cleanup_nodes),
         cmocka_unit_test_teardown(test_tombstone_vs_put, cleanup_nodes),
         cmocka_unit_test_teardown(test_collect_tombstones, cleanup_nodes),
         cmocka_unit_test_teardown(test_log_continues_after_restart, cleanup_nodes),
