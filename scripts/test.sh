@@ -3,7 +3,8 @@
 # tests and integration tests (real meridian processes driven by boto3 and
 # the aws cli), then all of them again under AddressSanitizer + UBSan, then the
 # unit tests and the multi-threaded integration suites under ThreadSanitizer,
-# then every libFuzzer target for 30 seconds (scripts/fuzz.sh).
+# then every libFuzzer target for 60 seconds, one per core at a time
+# (scripts/fuzz.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
@@ -67,5 +68,5 @@ tsan_supp="$PWD/tests/tsan.supp"
     ctest --output-on-failure -j3 \
           -R '^(unit\.test_(repl_core|repl_wire|sigv4)|integration\.test_(replication|partition|tombstones|replica_changes|replica_removal|retention|batch|items|crash))$')
 
-echo "== fuzzing (libFuzzer, 30 s per target)"
-bash scripts/fuzz.sh 30
+echo "== fuzzing (libFuzzer, 60 s per target)"
+bash scripts/fuzz.sh 60

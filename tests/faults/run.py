@@ -586,6 +586,37 @@ def run_one(seed, n_regions, duration, workers_per_region, n_keys, converge_time
     return result
 
 
+def summarize(results, t0):
+    """The totals of several seeds' results (RESULTS.md's figures)."""
+    total = {
+        "seeds": len(results),
+        "wall_s": round(time.monotonic() - t0, 1),
+        "operations": sum(r["operations"] for r in results),
+        "acknowledged_writes": sum(r["acknowledged_writes"] for r in results),
+        "violations": sum(sum(r["violations_by_kind"].values()) for r in results),
+        "max_convergence_s": max(r["convergence_s"] for r in results),
+        "max_latency_p99_ms": max((r["latency_p99_ms"] or 0) for r in results),
+        "median_convergence_s": sorted(r["convergence_s"] for r in results)[len(results) // 2],
+        "unknown_writes": sum(r["unknown_writes"] for r in results),
+        "refused_writes": sum(r["refused_writes"] for r in results),
+        "reads_ok": sum(r["reads_ok"] for r in results),
+        "faults_by_kind": {},
+    }
+    for r in results:
+        for _, kind, what in r["faults"]:
+            if not what.startswith(("restart", "disk of")):
+                total["faults_by_kind"][kind] = total["faults_by_kind"].get(kind, 0) + 1
+    total["faults"] = sum(total["faults_by_kind"].values())
+    return total
+
+
+def write_json(path, results, t0):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump({"total": summarize(results, t0), "runs": results}, f, indent=1)
+    os.replace(tmp, path)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", default="1,2,3", help="comma-separated seeds (default 1,2,3)")
@@ -610,43 +641,29 @@ def main(argv=None):
 
     results = []
     t0 = time.monotonic()
+
+    def one(*a, **kw):
+        """Runs a seed; the results so far are written after each (a long run
+        that stops early keeps what it did)."""
+        results.append(run_one(*a, **kw))
+        if args.json:
+            write_json(args.json, results, t0)
+
     if args.long:
         seed = int(args.seeds.split(",")[0])
         i = 0
         while time.monotonic() - t0 < args.minutes * 60:
-            results.append(run_one(seed + i, (3, 5)[i % 2], 120.0, args.workers, args.keys,
-                                   args.converge_timeout, only, keep_history=args.history))
+            one(seed + i, (3, 5)[i % 2], 120.0, args.workers, args.keys,
+                args.converge_timeout, only, keep_history=args.history)
             i += 1
     else:
         seeds = [int(s) for s in args.seeds.split(",") if s]
         counts = [int(r) for r in args.regions.split(",") if r]
         for i, seed in enumerate(seeds):
-            results.append(run_one(seed, counts[i % len(counts)], args.duration, args.workers,
-                                   args.keys, args.converge_timeout, only, keep_history=args.history))
-    total = {
-        "seeds": len(results),
-        "wall_s": round(time.monotonic() - t0, 1),
-        "operations": sum(r["operations"] for r in results),
-        "acknowledged_writes": sum(r["acknowledged_writes"] for r in results),
-        "faults": sum(len(r["faults"]) for r in results),
-        "violations": sum(sum(r["violations_by_kind"].values()) for r in results),
-        "max_convergence_s": max(r["convergence_s"] for r in results),
-        "max_latency_p99_ms": max((r["latency_p99_ms"] or 0) for r in results),
-        "median_convergence_s": sorted(r["convergence_s"] for r in results)[len(results) // 2],
-        "unknown_writes": sum(r["unknown_writes"] for r in results),
-        "refused_writes": sum(r["refused_writes"] for r in results),
-        "reads_ok": sum(r["reads_ok"] for r in results),
-        "faults_by_kind": {},
-    }
-    for r in results:
-        for _, kind, what in r["faults"]:
-            if not what.startswith(("restart", "disk of")):
-                total["faults_by_kind"][kind] = total["faults_by_kind"].get(kind, 0) + 1
-    total["faults"] = sum(total["faults_by_kind"].values())
+            one(seed, counts[i % len(counts)], args.duration, args.workers,
+                args.keys, args.converge_timeout, only, keep_history=args.history)
+    total = summarize(results, t0)
     log("total: %s" % json.dumps(total))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"total": total, "runs": results}, f, indent=1)
     return 0 if total["violations"] == 0 else 1
 
 

@@ -941,7 +941,12 @@ class _ProxyPair:
     def join(self, timeout):
         deadline = time.monotonic() + timeout
         for t in list(self.threads):
-            t.join(max(0.0, deadline - time.monotonic()))
+            try:
+                t.join(max(0.0, deadline - time.monotonic()))
+            except RuntimeError:
+                # Appended but not started yet: it starts on sockets that are
+                # already shut down (or sees self.closed) and ends by itself.
+                pass
 
     def run(self):
         """First thread: connects upstream, starts the reverse pump, pumps client → upstream."""
