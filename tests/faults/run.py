@@ -586,7 +586,7 @@ def run_one(seed, n_regions, duration, workers_per_region, n_keys, converge_time
     return result
 
 
-def summarize(results, t0):
+def totals(results, t0):
     """The totals of several seeds' results (RESULTS.md's figures)."""
     total = {
         "seeds": len(results),
@@ -613,7 +613,7 @@ def summarize(results, t0):
 def write_json(path, results, t0):
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
-        json.dump({"total": summarize(results, t0), "runs": results}, f, indent=1)
+        json.dump({"total": totals(results, t0), "runs": results}, f, indent=1)
     os.replace(tmp, path)
 
 
@@ -662,7 +662,7 @@ def main(argv=None):
         for i, seed in enumerate(seeds):
             one(seed, counts[i % len(counts)], args.duration, args.workers,
                 args.keys, args.converge_timeout, only, keep_history=args.history)
-    total = summarize(results, t0)
+    total = totals(results, t0)
     log("total: %s" % json.dumps(total))
     return 0 if total["violations"] == 0 else 1
 
