@@ -19,6 +19,13 @@ uint64_t hlc_wall_ms(void)
     return ms > 0 ? (uint64_t)ms : 0;
 }
 
+uint64_t hlc_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
 void hlc_init(hlc *c)
 {
     atomic_init(&c->last, 0);

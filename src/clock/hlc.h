@@ -34,5 +34,8 @@ uint64_t hlc_wall_ms(void);
 /* Shifts this process's wall clock as seen by hlc_wall_ms (the test-only
  * --clock-offset-ms flag: simulates a region whose clock is off). */
 void hlc_set_offset_ms(int64_t offset);
+/* Monotonic milliseconds (CLOCK_MONOTONIC): for timeouts, deadlines and rate
+ * limits, never for versions. */
+uint64_t hlc_mono_ms(void);
 
 #endif

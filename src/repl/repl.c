@@ -59,6 +59,7 @@
 #define TOMB_GC_MS         1000
 #define TOMB_SCAN_MAX      100000
 #define REFUSED_LOG_MS     1000 /* at most one warning a second per refusal reason */
+#define APPLY_ERR_LOG_MS   10000
 
 static const double lat_le[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
                                 0.25,  0.5,    1,     2.5,  5,     10};
@@ -148,18 +149,12 @@ struct repl {
     _Atomic uint64_t tombstones_collected;
     _Atomic uint64_t refused[N_REFUSE];
     _Atomic uint64_t refused_logged_ms[N_REFUSE]; /* last warning per reason (monotonic) */
+    _Atomic uint64_t apply_err_logged_ms;         /* last "applying ... failed" error */
 };
 
 static uint64_t now_ms(void)
 {
     return hlc_wall_ms();
-}
-
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 static void sleep_ms(unsigned ms)
@@ -377,7 +372,7 @@ static int send_batch(sender_conn *c, buf *batch, uint64_t through, bool backfil
     if (uid) memcpy(f->uid, uid, TABLE_UID_LEN);
     f->marker_gen = marker_gen;
     c->qn++;
-    c->last_send = mono_ms();
+    c->last_send = hlc_mono_ms();
     return 0;
 }
 
@@ -701,9 +696,9 @@ static int stream(sender_conn *c, err *e)
             if (rc == 1) break;
         }
         uint64_t kick = atomic_load(&r->kick_gen);
-        if (kick != seen_kick || mono_ms() - last_bf_check > 2000) {
+        if (kick != seen_kick || hlc_mono_ms() - last_bf_check > 2000) {
             seen_kick = kick;
-            last_bf_check = mono_ms();
+            last_bf_check = hlc_mono_ms();
             uint8_t uid[TABLE_UID_LEN];
             uint64_t gen = 0;
             if (!c->bf_inflight && pending_backfill(r, c->l->name, uid, &gen) &&
@@ -719,7 +714,7 @@ static int stream(sender_conn *c, err *e)
         /* Heartbeat: this region's safe point and applied frontier, taken
          * now, sent once the log through the safe point's watermark is out
          * (the frontier is taken before any later back-fill's snapshot). */
-        if (!c->hb_pending && mono_ms() - c->last_hb >= HEARTBEAT_MS) {
+        if (!c->hb_pending && hlc_mono_ms() - c->last_hb >= HEARTBEAT_MS) {
             err se;
             if (db_safe_point(r->d, &c->hb_seq, &c->hb_ts, &se) < 0) {
                 log_warn("no safe point for a heartbeat: %s", se.msg);
@@ -738,7 +733,7 @@ static int stream(sender_conn *c, err *e)
             buf_free(&hb);
             if (rc < 0) return -1;
             c->hb_pending = false;
-            c->last_hb = c->last_send = mono_ms();
+            c->last_hb = c->last_send = hlc_mono_ms();
         }
         uint64_t stable = rlog_stable(&r->d->log);
         if (stable > c->scanned) {
@@ -775,11 +770,11 @@ static void *sender_main(void *arg)
                 } else {
                     log_info("replication link to %s up (from position %llu)", l->name,
                              (unsigned long long)from);
-                    uint64_t up_since = mono_ms();
+                    uint64_t up_since = hlc_mono_ms();
                     atomic_store(&l->up, 1);
                     sender_conn c = {.l = l, .fd = fd, .pos = from ? from - 1 : 0};
                     c.scanned = c.pos;
-                    c.last_send = mono_ms();
+                    c.last_send = hlc_mono_ms();
                     atomic_store(&l->acked, c.pos);
                     atomic_store(&l->acked_known, 1);
                     if (stream(&c, &e) < 0 && atomic_load(&r->running))
@@ -787,7 +782,7 @@ static void *sender_main(void *arg)
                     /* Back off afresh only after a link that worked for a while:
                      * one that fails at once (say, a batch the peer cannot
                      * apply) is retried ever more slowly. */
-                    if (mono_ms() - up_since > 10000) backoff = 100;
+                    if (hlc_mono_ms() - up_since > 10000) backoff = 100;
                     atomic_store(&l->up, 0);
                 }
             } else if (atomic_load(&r->running)) {
@@ -1001,9 +996,7 @@ static void note_refused(repl *r, refuse_reason why, const char *addr, const cha
                          const char *msg)
 {
     atomic_fetch_add(&r->refused[why], 1);
-    uint64_t now = mono_ms(), last = atomic_load(&r->refused_logged_ms[why]);
-    bool warn = (last == 0 || now - last >= REFUSED_LOG_MS) &&
-                atomic_compare_exchange_strong(&r->refused_logged_ms[why], &last, now);
+    bool warn = log_every(&r->refused_logged_ms[why], REFUSED_LOG_MS);
     log_write(warn ? LOG_WARN : LOG_DEBUG, NULL, "%s replication connection from %s%s%s (%s): %s",
               peer ? "closing the" : "refused a", peer ? peer : "", peer ? " at " : "", addr,
               refuse_names[why], msg);
@@ -1037,14 +1030,14 @@ static void *receiver_main(void *arg)
     log_info("receiving replication from %s", peer);
     buf payload;
     buf_init(&payload);
-    uint64_t last_frame = mono_ms();
+    uint64_t last_frame = hlc_mono_ms();
     bool failed = false, logged = false; /* why the loop ended, if not a stop */
     while (atomic_load(&r->running)) {
         repl_frame_type type;
         struct pollfd p = {.fd = cn->fd, .events = POLLIN};
         int pr = poll(&p, 1, 500);
         if (pr == 0) {
-            if (mono_ms() - last_frame > RECV_IDLE_LIMIT_MS) {
+            if (hlc_mono_ms() - last_frame > RECV_IDLE_LIMIT_MS) {
                 log_warn("replication from %s silent for %d s: closing", peer,
                          RECV_IDLE_LIMIT_MS / 1000);
                 break;
@@ -1055,7 +1048,7 @@ static void *receiver_main(void *arg)
             failed = true;
             break;
         }
-        last_frame = mono_ms();
+        last_frame = hlc_mono_ms();
         if (type == REPL_F_HEARTBEAT) {
             note_heartbeat(r, src, gen, payload.data, payload.len);
             continue;
@@ -1077,9 +1070,13 @@ static void *receiver_main(void *arg)
         }
         uint64_t through = 0;
         if (apply_batch(r, src, gen, payload.data, payload.len, &through, &e) < 0) {
-            /* A malformed batch is reported (and counted) below. */
+            /* A malformed batch is reported (and counted) below. A batch
+             * that cannot be stored (a full disk) fails again at each of
+             * the sender's retries: an error line every 10 s at most. */
             if (e.code != ERR_VALIDATION)
-                log_error("applying replication from %s failed: %s", peer, e.msg);
+                log_write(log_every(&r->apply_err_logged_ms, APPLY_ERR_LOG_MS) ? LOG_ERROR
+                                                                               : LOG_DEBUG,
+                          NULL, "applying replication from %s failed: %s", peer, e.msg);
             failed = logged = true;
             err se;
             const char *msg = "apply failed";
@@ -1306,16 +1303,16 @@ static void format_addr(const struct sockaddr_storage *sa, char *out, size_t cap
 static void *accept_main(void *arg)
 {
     repl *r = arg;
-    uint64_t collected = 0, last_gc = mono_ms(), last_tomb_gc = mono_ms();
+    uint64_t collected = 0, last_gc = hlc_mono_ms(), last_tomb_gc = hlc_mono_ms();
     owed_set owed = {0};
     while (atomic_load(&r->running)) {
-        if (mono_ms() - last_gc > 5000) {
+        if (hlc_mono_ms() - last_gc > 5000) {
             collect_log(r, &collected);
-            last_gc = mono_ms();
+            last_gc = hlc_mono_ms();
         }
-        if (mono_ms() - last_tomb_gc > TOMB_GC_MS) {
+        if (hlc_mono_ms() - last_tomb_gc > TOMB_GC_MS) {
             collect_tombstones(r, &owed);
-            last_tomb_gc = mono_ms();
+            last_tomb_gc = hlc_mono_ms();
         }
         struct pollfd p = {.fd = r->listen_fd, .events = POLLIN};
         if (poll(&p, 1, 200) <= 0) {

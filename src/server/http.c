@@ -27,6 +27,7 @@
 #include <zlib.h>
 
 #include "api/dispatch.h"
+#include "clock/hlc.h"
 #include "item/json.h"
 #include "repl/repl.h"
 #include "util/log.h"
@@ -129,13 +130,6 @@ static enum MHD_Result send_buf(http_server *h, struct MHD_Connection *conn, int
     return ret;
 }
 
-static uint64_t mono_ms(void)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
-}
-
 static http_conn *conn_of(struct MHD_Connection *conn)
 {
     const union MHD_ConnectionInfo *ci =
@@ -213,7 +207,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
             return;
         }
         c->fd = ci->connect_fd;
-        atomic_init(&c->awaiting_since_ms, mono_ms());
+        atomic_init(&c->awaiting_since_ms, hlc_mono_ms());
         pthread_mutex_lock(&h->conns_mu);
         c->next = h->conns;
         if (h->conns) h->conns->prev = c;
@@ -245,10 +239,10 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 static void *reaper_main(void *arg)
 {
     http_server *h = arg;
-    uint64_t last_warn_ms = 0;
+    _Atomic uint64_t last_warn_ms = 0;
     pthread_mutex_lock(&h->conns_mu);
     while (!h->stopping) {
-        uint64_t now = mono_ms();
+        uint64_t now = hlc_mono_ms();
         size_t reaped = 0;
         for (http_conn *c = h->conns; c; c = c->next) {
             uint64_t since = atomic_load(&c->awaiting_since_ms);
@@ -259,8 +253,7 @@ static void *reaper_main(void *arg)
         }
         if (reaped) {
             atomic_fetch_add(&h->header_timeouts, reaped);
-            if (last_warn_ms == 0 || now - last_warn_ms >= 10000) {
-                last_warn_ms = now;
+            if (log_every(&last_warn_ms, 10000)) {
                 log_warn("http: closed %zu connection(s) whose request headers did not arrive "
                          "within %llu s (slow or stalled clients; counted in "
                          "meridian_http_header_timeouts_total)",
@@ -365,7 +358,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (!r) return;
     /* The next request's headers are awaited from now on. */
     http_conn *hc = conn_of(conn);
-    if (hc) atomic_store(&hc->awaiting_since_ms, mono_ms());
+    if (hc) atomic_store(&hc->awaiting_since_ms, hlc_mono_ms());
     atomic_fetch_sub(&h->buffered, r->counted);
     if (r->executing) atomic_fetch_sub(&h->inflight, 1);
     buf_free(&r->body);
@@ -384,14 +377,9 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     /* Refusals at the connection limit, or at the system's limits on threads
      * and descriptors, are what an operator must see (at most one line per
      * 10 s); libmicrohttpd's other messages are details. */
+    static _Atomic uint64_t last_ms;
     if (strstr(msg, "limit")) {
-        static _Atomic uint64_t last_ms;
-        struct timespec now;
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        uint64_t ms = (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
-        uint64_t prev = atomic_load(&last_ms);
-        if ((prev == 0 || ms - prev >= 10000) &&
-            atomic_compare_exchange_strong(&last_ms, &prev, ms)) {
+        if (log_every(&last_ms, 10000)) {
             log_warn("http: %s (new connections are refused while the limit holds; idle ones "
                      "are closed after --idle-timeout)",
                      msg);

@@ -2,6 +2,7 @@
 #include "util/log.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -26,6 +27,16 @@ void log_set_level(log_level level)
 void log_set_region(const char *region)
 {
     snprintf(g_region, sizeof(g_region), "%s", region);
+}
+
+bool log_every(_Atomic uint64_t *last_ms, uint64_t every_ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t now = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    uint64_t last = atomic_load(last_ms);
+    return (last == 0 || now - last >= every_ms) &&
+           atomic_compare_exchange_strong(last_ms, &last, now);
 }
 
 int log_enabled(log_level level)

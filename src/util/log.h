@@ -7,6 +7,9 @@
 #ifndef MERIDIAN_LOG_H
 #define MERIDIAN_LOG_H
 
+#include <stdbool.h>
+#include <stdint.h>
+
 typedef enum log_level { LOG_DEBUG = 0, LOG_INFO, LOG_WARN, LOG_ERROR } log_level;
 
 /* Parses "debug", "info", "warn" or "error"; returns -1 if unknown. */
@@ -19,6 +22,11 @@ int log_enabled(log_level level);
  * appended verbatim when non-NULL (already formatted as key=value ...). */
 void log_write(log_level level, const char *kv, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* Rate limit of a repeated message: true at most once per every_ms for the
+ * same *last_ms (0 at first; CLOCK_MONOTONIC ms of the last true), whichever
+ * of several racing threads wins. Callers log at their level when true. */
+bool log_every(_Atomic uint64_t *last_ms, uint64_t every_ms);
 
 #define log_debug(...) (log_enabled(LOG_DEBUG) ? log_write(LOG_DEBUG, NULL, __VA_ARGS__) : (void)0)
 #define log_info(...)  log_write(LOG_INFO, NULL, __VA_ARGS__)
