@@ -5,8 +5,10 @@
  * The environment variable MERIDIAN_DISKFAULT names a control file of
  * sizeof(diskfault_ctl) bytes that the fault-injection runner rewrites while
  * the process runs (it is mapped shared, so a change is seen at the next
- * call). Only regular files whose path starts with ctl.prefix are affected,
- * so the process's own log (stderr) and sockets never are.
+ * call). Writers must rewrite it in place, never truncate it (harness.py
+ * DiskFault): a read of the mapping past the end of the file is SIGBUS.
+ * Only regular files whose path starts with ctl.prefix are affected, so the
+ * process's own log (stderr) and sockets never are.
  *
  *   enospc        write/pwrite/writev/fallocate fail with ENOSPC and
  *                 fsync/fdatasync fail with ENOSPC (a full disk)

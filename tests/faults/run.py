@@ -31,7 +31,6 @@ import json
 import os
 import random
 import signal
-import struct
 import subprocess
 import sys
 import threading
@@ -56,44 +55,6 @@ def log(msg):
     sys.stdout.flush()
 
 
-# -- the disk of one region -------------------------------------------------------
-
-class DiskFault:
-    """The control file of libmeridian_diskfault.so for one process (see
-    tests/faults/diskfault.c for the layout): rewritten in place, seen by the
-    process at its next write or fsync."""
-
-    FORMAT = "<IIII240s"
-
-    def __init__(self, path, prefix):
-        self.path = path
-        self.prefix = prefix.encode()
-        if len(self.prefix) >= 240:
-            raise ValueError("data directory path too long for the disk-fault library")
-        self.state = (0, 0, 0)
-        self.set()
-
-    def set(self, enospc=0, write_delay_us=0, sync_delay_us=0):
-        self.state = (enospc, write_delay_us, sync_delay_us)
-        data = struct.pack(self.FORMAT, enospc, write_delay_us, sync_delay_us, 0, self.prefix)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            os.pwrite(fd, data, 0)
-        finally:
-            os.close(fd)
-
-    def clear(self):
-        self.set()
-
-
-def diskfault_library():
-    lib = os.environ.get("MERIDIAN_DISKFAULT_LIB")
-    if lib:
-        return lib
-    cand = os.path.join(os.path.dirname(harness.meridian_bin()), "libmeridian_diskfault.so")
-    return cand if os.path.exists(cand) else None
-
-
 # -- the cluster under test -------------------------------------------------------
 
 class Deployment:
@@ -104,14 +65,14 @@ class Deployment:
         self.grace_ms = grace_ms
         self.cluster = harness.Cluster(self.names, proxied=True, tag=tag, start=False)
         self.disks = {}
-        lib = diskfault_library()
+        lib = harness.diskfault_library()
         if not lib:
             raise harness.ServerError("libmeridian_diskfault.so not found (build it, or set "
                                       "MERIDIAN_DISKFAULT_LIB)")
         for n in self.names:
             s = self.cluster[n]
             ctl = os.path.join(self.cluster.root, "diskfault-%s" % n)
-            self.disks[n] = DiskFault(ctl, s.data_dir + "/")
+            self.disks[n] = harness.DiskFault(ctl, s.data_dir + "/")
             asan = os.environ.get("ASAN_OPTIONS", "")
             s.env = {
                 "LD_PRELOAD": lib,

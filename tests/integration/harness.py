@@ -898,6 +898,48 @@ def metric_value(samples, name, **labels):
     return sum(v for _, _, v in metric_samples(samples, name, **labels))
 
 
+# -- a full or slow disk (tests/faults/diskfault.c) ----------------------------
+
+class DiskFault:
+    """The control file of libmeridian_diskfault.so, preloaded into one
+    meridian process (layout: tests/faults/diskfault.c). The process maps it
+    shared and reads it at each write and fsync, so it is rewritten in place
+    and never truncated: a read of a mapped page past the end of the file is
+    SIGBUS in the process."""
+
+    FORMAT = "<IIII240s"
+
+    def __init__(self, path, prefix):
+        self.path = path
+        self.prefix = prefix.encode()
+        if len(self.prefix) >= 240:
+            raise ValueError("data directory path too long for the disk-fault library")
+        self.state = (0, 0, 0)
+        self.set()
+
+    def set(self, enospc=0, write_delay_us=0, sync_delay_us=0):
+        self.state = (enospc, write_delay_us, sync_delay_us)
+        data = _struct.pack(self.FORMAT, enospc, write_delay_us, sync_delay_us, 0, self.prefix)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            os.pwrite(fd, data, 0)
+        finally:
+            os.close(fd)
+
+    def clear(self):
+        self.set()
+
+
+def diskfault_library():
+    """libmeridian_diskfault.so: $MERIDIAN_DISKFAULT_LIB, else next to the
+    meridian binary; None if not built."""
+    lib = os.environ.get("MERIDIAN_DISKFAULT_LIB")
+    if lib:
+        return lib
+    cand = os.path.join(os.path.dirname(meridian_bin()), "libmeridian_diskfault.so")
+    return cand if os.path.exists(cand) else None
+
+
 # -- TCP proxy of one directed peer link ------------------------------------
 
 def _abort_socket(sock):

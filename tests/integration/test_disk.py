@@ -12,7 +12,6 @@ Also: the x-meridian-version header of single-item operations.
 """
 
 import os
-import struct
 import unittest
 
 import harness
@@ -22,36 +21,16 @@ from botocore.exceptions import ClientError
 TABLE = "disk_faults"
 
 
-def diskfault_library():
-    lib = os.environ.get("MERIDIAN_DISKFAULT_LIB")
-    if not lib:
-        lib = os.path.join(os.path.dirname(harness.meridian_bin()), "libmeridian_diskfault.so")
-    return lib if os.path.exists(lib) else None
-
-
-class Disk:
-    """The control file of the preloaded library (layout: diskfault.c)."""
-
-    def __init__(self, path, data_dir):
-        self.path = path
-        self.prefix = (data_dir + "/").encode()
-        self.set()
-
-    def set(self, enospc=0, write_delay_us=0, sync_delay_us=0):
-        with open(self.path, "wb") as f:
-            f.write(struct.pack("<IIII240s", enospc, write_delay_us, sync_delay_us, 0, self.prefix))
-
-
 @harness.requires_meridian()
 class DiskFaultTest(harness.TestCase):
     @classmethod
     def setUpClass(cls):
-        lib = diskfault_library()
+        lib = harness.diskfault_library()
         if lib is None:
             raise unittest.SkipTest("libmeridian_diskfault.so not built")
         cls.cl = harness.Cluster(("us-east-1", "eu-west-1"), tag="disk", start=False)
         s = cls.cl["eu-west-1"]
-        cls.disk = Disk(os.path.join(cls.cl.root, "diskfault"), s.data_dir)
+        cls.disk = harness.DiskFault(os.path.join(cls.cl.root, "diskfault"), s.data_dir + "/")
         asan = os.environ.get("ASAN_OPTIONS", "")
         s.env = {"LD_PRELOAD": lib, "MERIDIAN_DISKFAULT": cls.disk.path,
                  "ASAN_OPTIONS": (asan + ":" if asan else "") + "verify_asan_link_order=0"}
