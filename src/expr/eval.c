@@ -402,14 +402,16 @@ typedef struct kc_leaf {
     const char *fname; /* begins_with */
 } kc_leaf;
 
+#define KC_OTHER_MAX 16 /* conditions on non-key attributes remembered */
+
 typedef struct kc_state {
     const char *pk_name, *sk_name;
     kc_leaf pk, sk;
     bool has_pk, has_sk;
     size_t total;
     size_t nother;
-    const char *other[16];
-    size_t other_len[16];
+    const char *other[KC_OTHER_MAX]; /* the first KC_OTHER_MAX of them */
+    size_t other_len[KC_OTHER_MAX];
     err *e;
 } kc_state;
 
@@ -511,11 +513,14 @@ static int kc_leaf_check(const expr_node *n, kc_state *st)
         st->sk = leaf;
         st->has_sk = true;
     } else {
-        for (size_t i = 0; i < st->nother; i++)
+        /* Only the first KC_OTHER_MAX names are kept (and compared): any of
+         * them fails the query anyway, for a repeat or for the names. */
+        size_t kept = st->nother < KC_OTHER_MAX ? st->nother : KC_OTHER_MAX;
+        for (size_t i = 0; i < kept; i++)
             if (st->other_len[i] == leaf.name_len &&
                 memcmp(st->other[i], leaf.name, leaf.name_len) == 0)
                 goto twice;
-        if (st->nother < 16) {
+        if (st->nother < KC_OTHER_MAX) {
             st->other[st->nother] = leaf.name;
             st->other_len[st->nother] = leaf.name_len;
         }

@@ -1132,6 +1132,21 @@ static void test_key_condition(void **state)
                         "Invalid condition in KeyConditionExpression: No key attribute specified");
     assert_string_equal(kc("pk = :p AND pk = :p2", "sk", MV_N),
                         "KeyConditionExpressions must only contain one condition per key");
+    /* More conditions on other attributes than are remembered (16), then a
+     * repeat: an error, never a read past the remembered names (found by
+     * fuzz_expr: fuzz/regressions/fuzz_expr/kc-more-than-16-other-names). */
+    {
+        buf many;
+        buf_init(&many);
+        buf_puts(&many, "pk = :p");
+        for (int i = 0; i < 20; i++)
+            buf_printf(&many, " AND a%d = :a", i);
+        buf_puts(&many, " AND a19 = :a AND a0 = :a");
+        buf_putc(&many, '\0');
+        assert_string_equal(kc((const char *)many.data, "sk", MV_N),
+                            "KeyConditionExpressions must only contain one condition per key");
+        buf_free(&many);
+    }
     assert_string_equal(kc("pk = :e", "sk", MV_N),
                         "One or more parameter values are not valid. The AttributeValue for a key "
                         "attribute cannot contain an empty string value. Key: pk");
