@@ -1,6 +1,7 @@
 /* db.c - versioned item reads and the single write path (see db.h). */
 #include "db/db.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,9 +130,30 @@ static int scan_items(db *d, err *e)
     return rc;
 }
 
-/* The log continues after its last entry on disk. */
+#define LOG_TRIMMED_KEY "rlog/trimmed"
+#define LOG_FLOOR_KEY   "rlog/floor"
+
+/* A u64 mark in meta (0 if absent). */
+static int read_mark(db *d, const char *key, uint64_t *out, err *e)
+{
+    buf v;
+    buf_init(&v);
+    int r = store_get(d->st, STORE_CF_META, key, strlen(key), &v, e);
+    *out = r == 1 && v.len == 8 ? load_u64be(v.data) : 0;
+    if (r == 1 && v.len != 8) r = err_set(e, ERR_INTERNAL, "corrupt %s in storage", key);
+    buf_free(&v);
+    return r < 0 ? -1 : 0;
+}
+
+/* The log continues above every seq it ever used: its last entry on disk,
+ * or the marks left by trimming and by a skip (db_log_trim, _skip_past). */
 static int init_log(db *d, err *e)
 {
+    uint64_t trimmed, floor;
+    if (read_mark(d, LOG_TRIMMED_KEY, &trimmed, e) < 0 ||
+        read_mark(d, LOG_FLOOR_KEY, &floor, e) < 0)
+        return -1;
+    atomic_store(&d->log_trimmed, trimmed);
     store_iter *it = store_iter_new(d->st, STORE_CF_RLOG, NULL, 0, NULL, 0);
     store_iter_last(it);
     uint64_t last = 0;
@@ -142,6 +164,8 @@ static int init_log(db *d, err *e)
     }
     int rc = store_iter_status(it, e);
     store_iter_free(it);
+    if (last < trimmed) last = trimmed;
+    if (last < floor) last = floor;
     if (rc == 0) {
         rlog_init(&d->log, last, &d->clock);
         d->log_ready = true;
@@ -158,6 +182,8 @@ int db_open(db *d, const char *dir, const char *region, const store_options *opt
         pthread_mutex_init(&d->stripes[i], NULL);
     pthread_mutex_init(&d->clock_mu, NULL);
     atomic_init(&d->clock_bound_ms, 0);
+    pthread_mutex_init(&d->log_mark_mu, NULL);
+    atomic_init(&d->log_trimmed, 0);
     pthread_mutex_init(&d->conflicts_mu, NULL);
     d->conflicts = calloc(DB_CONFLICTS_KEPT, sizeof(db_conflict));
     if (!d->conflicts) abort();
@@ -183,6 +209,7 @@ void db_close(db *d)
     for (size_t i = 0; i < DB_LOCK_STRIPES; i++)
         pthread_mutex_destroy(&d->stripes[i]);
     pthread_mutex_destroy(&d->clock_mu);
+    pthread_mutex_destroy(&d->log_mark_mu);
     pthread_mutex_destroy(&d->conflicts_mu);
     free(d->conflicts);
     d->conflicts = NULL;
@@ -262,6 +289,14 @@ static size_t stripe_of(const uint8_t *key, size_t len)
     for (size_t j = 0; j < len; j++)
         h = (h ^ key[j]) * 1099511628211ull;
     return (size_t)(h % DB_LOCK_STRIPES);
+}
+
+/* ts, or the largest timestamp the skew bound lets this region's clock
+ * reach now (wall clock + --max-clock-skew-ms) if ts is beyond it. */
+static uint64_t clamp_to_skew(db *d, uint64_t ts)
+{
+    uint64_t limit = (hlc_wall_ms() + d->max_skew_ms) << HLC_LOGICAL_BITS;
+    return ts < limit ? ts : limit;
 }
 
 static int cmp_size(const void *a, const void *b)
@@ -458,15 +493,21 @@ int db_write(db *d, db_write_op *ops, size_t n, arena *a, err *e)
     for (size_t i = 0; i < n; i++) {
         if (!ops[i].written) continue;
         uint64_t ts = hlc_now(&d->clock);
+        if (ensure_clock_bound(d, HLC_MS(ts), e) < 0) goto out;
         /* A write always orders after the version it replaces, even when that
          * version is ahead of this region's clock (a remote write clamped by
          * --max-clock-skew-ms, or received before a restart): otherwise other
-         * regions would keep the older version and never converge. */
+         * regions would keep the older version and never converge. The clock
+         * follows only as far as the skew bound allows: a version from a
+         * runaway clock moves this one write, never the region's clock (nor
+         * its persisted bound, so not after a restart either). The version
+         * stays unique: another write to this key reads it and stamps above
+         * it, and a write to another key is compared with nothing of this. */
         if (sl[i].exists && ts <= sl[i].ts) {
             ts = sl[i].ts + 1;
-            hlc_observe(&d->clock, ts);
+            if (clamp_to_skew(d, ts) < ts) atomic_fetch_add(&d->skew_overwrites, 1);
+            hlc_observe(&d->clock, clamp_to_skew(d, ts));
         }
-        if (ensure_clock_bound(d, HLC_MS(ts), e) < 0) goto out;
         bool live_before = sl[i].item != NULL;
         buf_reset(&rec);
         if (ops[i].new_item || logged[i]) {
@@ -602,7 +643,7 @@ size_t db_recent_conflicts(db *d, const char *account, const char *table_name, d
  * counted and logged instead of dragging every region's clock along. */
 void db_observe_remote(db *d, uint64_t ts, const char *origin)
 {
-    uint64_t limit = (hlc_wall_ms() + d->max_skew_ms) << HLC_LOGICAL_BITS;
+    uint64_t limit = clamp_to_skew(d, UINT64_MAX);
     if (ts > limit) {
         uint64_t n = atomic_fetch_add(&d->skew_violations, 1);
         if (n < 10 || n % 1000 == 0)
@@ -817,6 +858,53 @@ int db_log_reserve(db *d, uint64_t *seq, uint64_t *version, err *e)
         return -1;
     }
     return 0;
+}
+
+int db_log_trim(db *d, uint64_t through, err *e)
+{
+    pthread_mutex_lock(&d->log_mark_mu);
+    int rc = 0;
+    if (through > atomic_load(&d->log_trimmed)) {
+        /* Only what every reader has passed is trimmed (the caller's rule),
+         * and never beyond the watermark: later seqs may still commit. */
+        assert(through <= rlog_stable(&d->log));
+        uint8_t lo[8], hi[8], v[8];
+        store_u64be(lo, 0);
+        store_u64be(hi, through + 1);
+        store_u64be(v, through);
+        store_batch *b = store_batch_new(d->st);
+        store_batch_delete_range(b, STORE_CF_RLOG, lo, 8, hi, 8);
+        store_batch_put(b, STORE_CF_META, LOG_TRIMMED_KEY, strlen(LOG_TRIMMED_KEY), v, 8);
+        rc = store_write(d->st, b, e);
+        store_batch_free(b);
+        if (rc == 0) atomic_store(&d->log_trimmed, through);
+    }
+    pthread_mutex_unlock(&d->log_mark_mu);
+    return rc;
+}
+
+uint64_t db_log_trimmed(db *d)
+{
+    return atomic_load(&d->log_trimmed);
+}
+
+int db_log_skip_past(db *d, uint64_t seq, err *e)
+{
+    pthread_mutex_lock(&d->log_mark_mu);
+    uint64_t floor;
+    int rc = read_mark(d, LOG_FLOOR_KEY, &floor, e);
+    if (rc == 0 && seq > floor) {
+        uint8_t v[8];
+        store_u64be(v, seq);
+        store_batch *b = store_batch_new(d->st);
+        store_batch_put(b, STORE_CF_META, LOG_FLOOR_KEY, strlen(LOG_FLOOR_KEY), v, 8);
+        rc = store_write(d->st, b, e);
+        store_batch_free(b);
+    }
+    /* Durable first, then used: a crash in between only repeats the repair. */
+    if (rc == 0) rlog_advance(&d->log, seq);
+    pthread_mutex_unlock(&d->log_mark_mu);
+    return rc;
 }
 
 void db_log_descriptor(db *d, table *t, const table_settings *s, uint64_t seq, store_batch *b)

@@ -42,16 +42,24 @@ typedef struct db {
     hlc clock;
     char region[256];
     pthread_mutex_t stripes[DB_LOCK_STRIPES];
-    /* Clock persistence: every version on disk is below clock_bound_ms, which
-     * is itself on disk (meta "clock/bound"), so the clock restarts above every
-     * version ever issued, deleted ones included, whatever the wall clock says. */
+    /* Clock persistence: every timestamp the clock issued is below
+     * clock_bound_ms, which is itself on disk (meta "clock/bound"), so the
+     * clock restarts above every version it ever issued, deleted ones
+     * included, whatever the wall clock says. (A write stamped just above a
+     * stored version from a runaway clock is the one exception: db_write.) */
     pthread_mutex_t clock_mu;
     _Atomic uint64_t clock_bound_ms;
 
     rlog log; /* replication log sequence/watermark */
     bool log_ready;
+    /* The log's durable marks (meta "rlog/trimmed", "rlog/floor"): every
+     * entry <= log_trimmed is deleted, and the log never reuses a seq <=
+     * max(log_trimmed, floor). Written under log_mark_mu, only upwards. */
+    pthread_mutex_t log_mark_mu;
+    _Atomic uint64_t log_trimmed;
     uint64_t max_skew_ms;             /* received timestamps may lead by this much */
     _Atomic uint64_t skew_violations; /* received timestamps beyond that */
+    _Atomic uint64_t skew_overwrites; /* local writes stamped above such a stored version */
     pthread_mutex_t conflicts_mu;     /* the ring of recent conflicts: */
     struct db_conflict *conflicts;    /* DB_CONFLICTS_KEPT entries */
     uint64_t conflicts_next;
@@ -161,6 +169,18 @@ int db_safe_point(db *d, uint64_t *seq, uint64_t *ts, err *e);
  * caller calls rlog_done(&d->log, *seq) once its batch has committed or
  * failed (or if it gives up); on failure (-1, e set) nothing is reserved. */
 int db_log_reserve(db *d, uint64_t *seq, uint64_t *version, err *e);
+/* Deletes every log entry with seq <= through and, in the same batch,
+ * records that the log was trimmed through it: after a restart the log
+ * continues above `through` even if nothing is left on disk (a peer that
+ * recorded such a seq as applied must never see it used again). No-op if the
+ * log was already trimmed that far. */
+int db_log_trim(db *d, uint64_t through, err *e);
+/* Every log entry <= the returned seq has been deleted (trimmed). */
+uint64_t db_log_trimmed(db *d);
+/* Makes the log continue above seq, durably (the mark is on disk before any
+ * seq above it is reserved): the repair when a peer reports a position
+ * beyond the end of this log. */
+int db_log_skip_past(db *d, uint64_t seq, err *e);
 /* Appends the REPL_TABLE entry carrying t's descriptor with settings s, under
  * the seq reserved by db_log_reserve, to b. */
 void db_log_descriptor(db *d, table *t, const table_settings *s, uint64_t seq, store_batch *b);

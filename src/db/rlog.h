@@ -10,7 +10,11 @@
  *   stable < every outstanding reservation, and every seq <= stable that was
  *   committed is readable.
  * A failed batch leaves a hole, which readers simply never see. After a
- * restart nothing is outstanding: next = last key on disk + 1.
+ * restart nothing is outstanding and the log continues above every seq it
+ * ever used: next = max(last key on disk, the persisted high-water mark) + 1
+ * (db.c: the mark is written in the batch that trims the log, so a log
+ * trimmed empty, or whose newest reservations were holes, never reuses a seq
+ * a peer may have recorded as applied).
  *
  * Safe points: every reservation remembers the clock's value when it was
  * made, and the writer stamps its versions only after reserving, so each
@@ -42,21 +46,27 @@ typedef struct rlog {
     size_t n_out, cap;
     struct rlog_reservation {
         uint64_t first;
-        uint32_t n;
+        uint64_t n;
         bool done;
         uint64_t clock; /* the clock's value when reserved: entries are stamped above it */
     } * out;
 } rlog;
 
-/* last_on_disk: the largest seq found in the rlog column family (0 if none);
- * clock: the clock writers stamp entries with, after reserving. */
-void rlog_init(rlog *l, uint64_t last_on_disk, hlc *clock);
+/* last_used: the largest seq ever used (the largest key in the rlog column
+ * family, or the persisted high-water mark if larger; 0 if none); clock: the
+ * clock writers stamp entries with, after reserving. */
+void rlog_init(rlog *l, uint64_t last_used, hlc *clock);
 void rlog_destroy(rlog *l);
 /* Reserves n consecutive seqs; returns the first. Never blocks on others. */
 uint64_t rlog_reserve(rlog *l, uint32_t n);
 /* Marks a reservation finished (its batch committed or failed). */
 void rlog_done(rlog *l, uint64_t first);
 uint64_t rlog_stable(rlog *l);
+/* The largest seq reserved so far (next - 1). */
+uint64_t rlog_high(rlog *l);
+/* Makes every seq up to `seq` used: later reservations start above it. The
+ * skipped seqs are holes (finished reservations). No-op if already past. */
+void rlog_advance(rlog *l, uint64_t seq);
 /* The watermark (*seq) and a timestamp (returned) such that every entry with
  * a seq above *seq, present or future, is stamped above that timestamp. */
 uint64_t rlog_safe_point(rlog *l, uint64_t *seq);

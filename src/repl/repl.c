@@ -102,6 +102,8 @@ typedef struct peer_link {
     _Atomic uint64_t reconnects;
     _Atomic uint64_t backfills_done;
     _Atomic uint64_t bf_sent, bf_total; /* progress of the current back-fill */
+    _Atomic uint64_t reseeds;           /* re-seeds from snapshots (log trimmed or inconsistent) */
+    _Atomic uint64_t positions_ahead;   /* the peer reported a position beyond this log */
 } peer_link;
 
 /* Receiver side: what arrives from one source region. */
@@ -141,10 +143,9 @@ struct repl {
     pthread_mutex_t conn_mu;
     conn conns[MAX_CONNS];
     _Atomic uint64_t kick_gen;
-    _Atomic uint64_t collected; /* log entries up to here have been deleted */
-    uint64_t retention_ms;      /* log entries older than this are collected (0: no limit) */
-    uint64_t retention_bytes;   /* the log is kept below this size (0: no limit) */
-    uint64_t grace_ms;          /* tombstone grace period */
+    uint64_t retention_ms;    /* log entries older than this are collected (0: no limit) */
+    uint64_t retention_bytes; /* the log is kept below this size (0: no limit) */
+    uint64_t grace_ms;        /* tombstone grace period */
     _Atomic uint64_t applied_frontier, global_frontier; /* as last computed (metrics) */
     _Atomic uint64_t tombstones_collected;
     _Atomic uint64_t refused[N_REFUSE];
@@ -638,26 +639,16 @@ static int send_log(sender_conn *c, uint64_t stable, err *e)
     return rc;
 }
 
-/* If the peer needs entries that are no longer in the log (out of retention,
- * or its data was lost), every table it replicates is back-filled again and
- * streaming resumes at the oldest entry still kept: nothing is skipped. */
-static int reseed_if_needed(sender_conn *c, err *e)
+/* Owes the peer a back-fill of every table it replicates (markers in meta,
+ * one atomic batch): after that, whatever the peer missed from the log is
+ * carried by snapshots. Returns the number of tables, or -1. */
+static int reseed_all(sender_conn *c, err *e)
 {
     repl *r = c->l->r;
-    store_iter *it = store_iter_new(r->d->st, STORE_CF_RLOG, NULL, 0, NULL, 0);
-    store_iter_first(it);
-    uint64_t first = 0;
-    if (store_iter_valid(it)) {
-        size_t kl;
-        const uint8_t *k = store_iter_key(it, &kl);
-        if (kl == 8) first = load_u64be(k);
-    }
-    store_iter_free(it);
-    if (first == 0 || c->pos + 1 >= first) return 0;
     table **ts;
     size_t nt = catalog_all(r->d->cat, &ts);
     store_batch *b = store_batch_new(r->d->st);
-    size_t n = 0;
+    int n = 0;
     for (size_t i = 0; i < nt; i++) {
         if (!peer_replicates(ts[i], c->l->name)) continue;
         buf k;
@@ -672,21 +663,57 @@ static int reseed_if_needed(sender_conn *c, err *e)
     catalog_release_all(ts, nt);
     int rc = store_write(r->d->st, b, e);
     store_batch_free(b);
-    if (rc == 0) {
-        log_warn("peer %s needs log entries from %llu, but the log starts at %llu: re-seeding %zu "
-                 "tables from snapshots",
-                 c->l->name, (unsigned long long)(c->pos + 1), (unsigned long long)first, n);
-        c->pos = first - 1;
-        if (c->scanned < c->pos) c->scanned = c->pos;
-        atomic_fetch_add(&r->kick_gen, 1);
-    }
-    return rc;
+    if (rc < 0) return -1;
+    atomic_fetch_add(&r->kick_gen, 1);
+    return n;
+}
+
+/* If the peer needs entries that are no longer in the log (trimmed through
+ * out of retention, or its data was lost), every table it replicates is
+ * back-filled again and streaming resumes above the trimmed part: nothing
+ * is skipped. */
+static int reseed_if_needed(sender_conn *c, err *e)
+{
+    repl *r = c->l->r;
+    uint64_t trimmed = db_log_trimmed(r->d);
+    if (c->pos >= trimmed) return 0;
+    int n = reseed_all(c, e);
+    if (n < 0) return -1;
+    log_warn("peer %s needs log entries from %llu, but the log was trimmed through %llu: "
+             "re-seeding %d tables from snapshots",
+             c->l->name, (unsigned long long)(c->pos + 1), (unsigned long long)trimmed, n);
+    atomic_fetch_add(&c->l->reseeds, 1);
+    c->pos = trimmed;
+    if (c->scanned < c->pos) c->scanned = c->pos;
+    return 0;
+}
+
+/* The peer says it has applied this region's log through a position this
+ * log never reached: it recorded seqs that this region has since lost (a
+ * restored or replaced data directory) or reused. Never skip: the log jumps
+ * past that position (durably), so that every later entry reaches the peer,
+ * and every table the peer replicates is back-filled, which carries whatever
+ * the peer believes it has but may not. */
+static int repair_position_ahead(sender_conn *c, uint64_t peer_pos, err *e)
+{
+    repl *r = c->l->r;
+    uint64_t high = rlog_high(&r->d->log);
+    if (peer_pos <= high) return 0;
+    atomic_fetch_add(&c->l->positions_ahead, 1);
+    log_error("peer %s reports this region's log applied through %llu, beyond its end (%llu): "
+              "inconsistent; moving the log past it and re-seeding the peer from snapshots",
+              c->l->name, (unsigned long long)peer_pos, (unsigned long long)high);
+    if (db_log_skip_past(r->d, peer_pos, e) < 0) return -1;
+    int n = reseed_all(c, e);
+    if (n < 0) return -1;
+    atomic_fetch_add(&c->l->reseeds, 1);
+    return 0;
 }
 
 static int stream(sender_conn *c, err *e)
 {
     repl *r = c->l->r;
-    if (reseed_if_needed(c, e) < 0) return -1;
+    if (repair_position_ahead(c, c->pos, e) < 0 || reseed_if_needed(c, e) < 0) return -1;
     uint64_t seen_kick = (uint64_t)-1, last_bf_check = 0;
     while (atomic_load(&r->running)) {
         /* Collect acknowledgements that have arrived. */
@@ -710,7 +737,7 @@ static int stream(sender_conn *c, err *e)
         }
         /* Entries this peer still needs were collected (retention) while the
          * link stayed up: re-seed, exactly as at connection start. */
-        if (c->pos < atomic_load(&r->collected) && reseed_if_needed(c, e) < 0) return -1;
+        if (reseed_if_needed(c, e) < 0) return -1;
         /* Heartbeat: this region's safe point and applied frontier, taken
          * now, sent once the log through the safe point's watermark is out
          * (the frontier is taken before any later back-fill's snapshot). */
@@ -1163,9 +1190,10 @@ static uint64_t retention_cut(repl *r, uint64_t stable)
 
 /* Deletes log entries every peer has applied, and entries out of retention
  * (a peer that has not applied those is re-seeded by back-fill when it
- * returns, see stream_start). Until each peer has told us its position since
- * this process started, only retention applies. */
-static void collect_log(repl *r, uint64_t *collected)
+ * returns, see reseed_if_needed). Until each peer has told us its position
+ * since this process started, only retention applies. The trim records its
+ * mark in the same batch (db_log_trim), so the log never reuses a seq. */
+static void collect_log(repl *r)
 {
     if (r->n_peers == 0) return;
     uint64_t stable = rlog_stable(&r->d->log);
@@ -1182,21 +1210,10 @@ static void collect_log(repl *r, uint64_t *collected)
                  (unsigned long long)cut);
         min = cut;
     }
-    /* Keep the newest entry: after a restart the log continues after it. */
-    if (min >= stable) min = stable ? stable - 1 : 0;
-    if (min <= *collected) return;
-    uint8_t lo[8], hi[8];
-    store_u64be(lo, 0);
-    store_u64be(hi, min + 1);
-    store_batch *b = store_batch_new(r->d->st);
-    store_batch_delete_range(b, STORE_CF_RLOG, lo, 8, hi, 8);
+    if (min > stable) min = stable; /* a peer's position is never past the watermark */
+    if (min <= db_log_trimmed(r->d)) return;
     err e;
-    if (store_write(r->d->st, b, &e) == 0) {
-        *collected = min;
-        atomic_store(&r->collected, min);
-    } else
-        log_warn("replication log collection failed: %s", e.msg);
-    store_batch_free(b);
+    if (db_log_trim(r->d, min, &e) < 0) log_warn("replication log collection failed: %s", e.msg);
 }
 
 /* The tables with a back-fill still owed to some peer (markers in meta). */
@@ -1303,11 +1320,11 @@ static void format_addr(const struct sockaddr_storage *sa, char *out, size_t cap
 static void *accept_main(void *arg)
 {
     repl *r = arg;
-    uint64_t collected = 0, last_gc = hlc_mono_ms(), last_tomb_gc = hlc_mono_ms();
+    uint64_t last_gc = hlc_mono_ms(), last_tomb_gc = hlc_mono_ms();
     owed_set owed = {0};
     while (atomic_load(&r->running)) {
         if (hlc_mono_ms() - last_gc > 5000) {
-            collect_log(r, &collected);
+            collect_log(r);
             last_gc = hlc_mono_ms();
         }
         if (hlc_mono_ms() - last_tomb_gc > TOMB_GC_MS) {
@@ -1707,6 +1724,37 @@ void repl_render_metrics(repl *r, buf *out)
                "# TYPE meridian_replication_clock_skew_violations_total counter\n"
                "meridian_replication_clock_skew_violations_total %llu\n",
                (unsigned long long)atomic_load(&r->d->skew_violations));
+    buf_printf(out,
+               "# HELP meridian_clock_skew_overwrites_total Local writes stamped just above a "
+               "stored version from a clock beyond the skew bound (the clock itself stays "
+               "within it).\n"
+               "# TYPE meridian_clock_skew_overwrites_total counter\n"
+               "meridian_clock_skew_overwrites_total %llu\n",
+               (unsigned long long)atomic_load(&r->d->skew_overwrites));
+    buf_printf(out,
+               "# HELP meridian_replication_log_trimmed_seq Every log entry up to this seq has "
+               "been deleted (applied by every peer, or out of retention).\n"
+               "# TYPE meridian_replication_log_trimmed_seq gauge\n"
+               "meridian_replication_log_trimmed_seq %llu\n"
+               "# HELP meridian_replication_log_high_seq The newest log seq used.\n"
+               "# TYPE meridian_replication_log_high_seq gauge\n"
+               "meridian_replication_log_high_seq %llu\n",
+               (unsigned long long)db_log_trimmed(r->d), (unsigned long long)rlog_high(&r->d->log));
+    buf_puts(out, "# HELP meridian_replication_reseeds_total Peers re-seeded from snapshots "
+                  "because the log no longer held what they needed.\n"
+                  "# TYPE meridian_replication_reseeds_total counter\n");
+    for (size_t i = 0; i < r->n_peers; i++)
+        buf_printf(out, "meridian_replication_reseeds_total{source=\"%s\",peer=\"%s\"} %llu\n",
+                   r->region, r->links[i].name,
+                   (unsigned long long)atomic_load(&r->links[i].reseeds));
+    buf_puts(out, "# HELP meridian_replication_position_ahead_total A peer reported this "
+                  "region's log applied beyond its end (inconsistent; repaired by re-seeding).\n"
+                  "# TYPE meridian_replication_position_ahead_total counter\n");
+    for (size_t i = 0; i < r->n_peers; i++)
+        buf_printf(out,
+                   "meridian_replication_position_ahead_total{source=\"%s\",peer=\"%s\"} %llu\n",
+                   r->region, r->links[i].name,
+                   (unsigned long long)atomic_load(&r->links[i].positions_ahead));
     buf_puts(out, "# HELP meridian_replication_refused_total Inbound replication connections "
                   "refused in the handshake, or closed after it for a protocol violation.\n"
                   "# TYPE meridian_replication_refused_total counter\n");

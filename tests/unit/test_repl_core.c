@@ -2565,6 +2565,102 @@ static void test_log_continues_after_restart(void **state)
     one_close(&o);
 }
 
+static void deliver_all(node *src, node *dst, uint64_t *pos);
+
+/* Puts "orders" (k, 1) with value v in o and returns the log seq it used. */
+static uint64_t put_logged(one *o, arena *a, const char *k, int v)
+{
+    mv_member m[3] = {{"pk", 2, str_v(a, k)}, {"sk", 2, num_v(a, 1)}, {"v", 1, num_v(a, v)}};
+    put_item(&o->n, o->t, m[0].value, m[1].value, mv_new_map(a, m, 3));
+    return last_log_key(&o->n);
+}
+
+/* Issue 11, defect 1: a log trimmed empty, whose newest reservations were
+ * holes (failed batches), continues above the trimmed mark after a restart
+ * (it used to restart after its last entry on disk, reusing seqs a peer had
+ * recorded as applied); and a skip past a peer's position is durable. */
+static void test_log_never_reuses_seqs(void **state)
+{
+    static one o;
+    one_open(&o, "eu-west-1");
+    arena a;
+    arena_init(&a);
+    for (int i = 0; i < 3; i++)
+        put_logged(&o, &a, "k", i);
+    uint64_t top = last_log_key(&o.n);
+    /* Two failed batches at the top of the log: reserved, never written. */
+    for (int i = 0; i < 2; i++) {
+        uint64_t hole = rlog_reserve(&o.n.d->log, 1);
+        rlog_done(&o.n.d->log, hole);
+    }
+    assert_int_equal(rlog_high(&o.n.d->log), top + 2);
+    err e;
+    assert_int_equal(db_log_trim(o.n.d, top, &e), 0); /* every peer applied `top` */
+    assert_int_equal(db_log_trimmed(o.n.d), top);
+    uint64_t seqs[4];
+    buf ents[4];
+    assert_int_equal(read_log(&o.n, 0, 1000, seqs, ents, 4), 0); /* the log is empty */
+    one_reopen(&o);
+    assert_int_equal(db_log_trimmed(o.n.d), top);
+    uint64_t next = put_logged(&o, &a, "k", 10);
+    assert_true(next > top); /* a peer at `top` receives it */
+
+    /* A peer reports a position far beyond the log: the log skips past it,
+     * durably. */
+    assert_int_equal(db_log_skip_past(o.n.d, 1000, &e), 0);
+    assert_int_equal(put_logged(&o, &a, "k", 11), 1001);
+    one_reopen(&o);
+    assert_int_equal(put_logged(&o, &a, "k", 12), 1002);
+    /* Skipping backwards or trimming again below the mark changes nothing. */
+    assert_int_equal(db_log_skip_past(o.n.d, 5, &e), 0);
+    assert_int_equal(db_log_trim(o.n.d, top, &e), 0);
+    assert_int_equal(put_logged(&o, &a, "k", 13), 1003);
+    arena_free(&a);
+    one_close(&o);
+}
+
+/* Issue 11, defect 2: overwriting an item whose version came from a clock an
+ * hour ahead stamps that one write just above it, but neither the region's
+ * clock nor its persisted bound follows beyond wall + max skew: the region's
+ * other writes stay near its wall clock, also after a restart. */
+static void test_overwrite_of_runaway_version_keeps_clock(void **state)
+{
+    one ap, us;
+    node_init(&ap.n, "ap-south-1");
+    ap.n.skew_ms = 3600 * 1000;
+    node_open(&ap.n);
+    ap.t = create_table(&ap.n, &TDEF[T_HS]);
+    one_open(&us, "us-east-1");
+    arena a;
+    arena_init(&a);
+    put_logged(&ap, &a, "k", 1);
+    version remote = version_of(&ap, "k");
+    uint64_t ap_pos = 0;
+    deliver_all(&ap.n, &us.n, &ap_pos);
+    hlc_set_offset_ms(us.n.skew_ms);
+    uint64_t before = atomic_load(&us.n.d->skew_overwrites);
+    put_logged(&us, &a, "k", 2);
+    version mine = version_of(&us, "k");
+    assert_int_equal(mine.ts, remote.ts + 1); /* ordered just after what it replaced */
+    assert_int_equal(atomic_load(&us.n.d->skew_overwrites), before + 1);
+    for (int round = 0; round < 2; round++) {
+        put_logged(&us, &a, "other", round);
+        /* The persisted bound runs up to a step (1 s) ahead of the clock. */
+        uint64_t limit = hlc_wall_ms() + MAX_SKEW_MS + 2000;
+        version v = version_of(&us, "other");
+        if (HLC_MS(v.ts) > limit)
+            fail_msg("write to another key stamped %llu ms ahead of the wall clock%s",
+                     (unsigned long long)(HLC_MS(v.ts) - hlc_wall_ms()),
+                     round ? " after a restart" : "");
+        one_reopen(&us);
+        hlc_set_offset_ms(us.n.skew_ms);
+    }
+    hlc_set_offset_ms(0);
+    arena_free(&a);
+    one_close(&ap);
+    one_close(&us);
+}
+
 /* Delivers every entry of src's log after *pos to dst. */
 static void deliver_all(node *src, node *dst, uint64_t *pos)
 {
@@ -2670,6 +2766,8 @@ int main(void)
         cmocka_unit_test_teardown(test_tombstone_vs_put, cleanup_nodes),
         cmocka_unit_test_teardown(test_collect_tombstones, cleanup_nodes),
         cmocka_unit_test_teardown(test_log_continues_after_restart, cleanup_nodes),
+        cmocka_unit_test_teardown(test_log_never_reuses_seqs, cleanup_nodes),
+        cmocka_unit_test_teardown(test_overwrite_of_runaway_version_keeps_clock, cleanup_nodes),
         cmocka_unit_test_teardown(test_write_after_remote, cleanup_nodes),
         cmocka_unit_test_teardown(test_write_after_restart_orders_after_remote, cleanup_nodes),
         cmocka_unit_test_teardown(test_write_orders_after_clamped_remote, cleanup_nodes),
