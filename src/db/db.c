@@ -173,6 +173,8 @@ static int init_log(db *d, err *e)
     return rc;
 }
 
+static int migrate_tombs(db *d, err *e);
+
 int db_open(db *d, const char *dir, const char *region, const store_options *opt, err *e)
 {
     memset(d, 0, sizeof(*d));
@@ -193,7 +195,8 @@ int db_open(db *d, const char *dir, const char *region, const store_options *opt
         db_close(d); /* closes whatever was opened */
         return -1;
     }
-    if (load_clock_bound(d, e) < 0 || scan_items(d, e) < 0 || init_log(d, e) < 0) {
+    if (load_clock_bound(d, e) < 0 || scan_items(d, e) < 0 || init_log(d, e) < 0 ||
+        migrate_tombs(d, e) < 0) {
         db_close(d);
         return -1;
     }
@@ -381,20 +384,83 @@ void db_split_key(table *t, const uint8_t *key, size_t klen, repl_entry *ent)
     arena_free(&tmp);
 }
 
-/* Tombstone index (column family tombs): key u64 BE version timestamp |
- * item storage key, value the table uid. Entries are added with every
- * tombstone written and removed by db_collect_tombstones; an entry whose
- * tombstone was overwritten meanwhile is stale and simply dropped there. */
+/* Tombstone index (column family tombs), format 2: key table uid (16) | u64
+ * BE version timestamp | item storage key, empty value. Entries are added
+ * with every tombstone written and removed by db_collect_tombstones; an
+ * entry whose tombstone was overwritten meanwhile is stale and simply
+ * dropped there. Grouped by table, so that one table whose tombstones cannot
+ * be collected yet (a replica still CREATING, a back-fill owed) is skipped
+ * with one seek instead of holding up every other table behind it. (Format 1,
+ * before issue 11: key timestamp | item key, value the uid; converted at
+ * start-up by migrate_tombs.) */
+#define TOMB_UID_OFF     0
+#define TOMB_TS_OFF      TABLE_UID_LEN
+#define TOMB_KEY_OFF     (TABLE_UID_LEN + 8)
+#define TOMBS_FORMAT_KEY "tombs/format"
+#define TOMBS_FORMAT     2
+
+static void tomb_index_key(buf *k, const uint8_t uid[TABLE_UID_LEN], uint64_t ts,
+                           const uint8_t *key, size_t klen)
+{
+    buf_append(k, uid, TABLE_UID_LEN);
+    buf_put_u64be(k, ts);
+    buf_append(k, key, klen);
+}
+
 static void index_tombstone(store_batch *b, uint64_t ts, const uint8_t *key, size_t klen,
                             const uint8_t uid[TABLE_UID_LEN])
 {
-    uint8_t stack[512];
-    uint8_t *k = klen + 8 <= sizeof(stack) ? stack : malloc(klen + 8);
-    if (!k) abort();
-    store_u64be(k, ts);
-    memcpy(k + 8, key, klen);
-    store_batch_put(b, STORE_CF_TOMBS, k, klen + 8, uid, TABLE_UID_LEN);
-    if (k != stack) free(k);
+    buf k;
+    buf_init(&k);
+    tomb_index_key(&k, uid, ts, key, klen);
+    store_batch_put(b, STORE_CF_TOMBS, k.data, k.len, "", 0);
+    buf_free(&k);
+}
+
+/* Rewrites a format-1 tombstone index as format 2, once (in batches; the
+ * format mark goes with the last one, so an interrupted conversion is
+ * simply redone: a format-1 key is never a valid format-2 key's prefix
+ * since its value is the uid, which format 2 never stores). */
+static int migrate_tombs(db *d, err *e)
+{
+    buf v;
+    buf_init(&v);
+    int r = store_get(d->st, STORE_CF_META, TOMBS_FORMAT_KEY, strlen(TOMBS_FORMAT_KEY), &v, e);
+    bool done = r == 1 && v.len == 1 && v.data[0] == TOMBS_FORMAT;
+    buf_free(&v);
+    if (r < 0) return -1;
+    if (done) return 0;
+    store_iter *it = store_iter_new(d->st, STORE_CF_TOMBS, NULL, 0, NULL, 0);
+    store_batch *b = store_batch_new(d->st);
+    buf k;
+    buf_init(&k);
+    size_t moved = 0;
+    int rc = 0;
+    for (store_iter_first(it); store_iter_valid(it) && rc == 0; store_iter_next(it)) {
+        size_t kl, vl;
+        const uint8_t *kp = store_iter_key(it, &kl);
+        const uint8_t *vp = store_iter_value(it, &vl);
+        if (vl != TABLE_UID_LEN || kl < 8) continue; /* already format 2 */
+        buf_reset(&k);
+        tomb_index_key(&k, vp, load_u64be(kp), kp + 8, kl - 8);
+        store_batch_delete(b, STORE_CF_TOMBS, kp, kl);
+        store_batch_put(b, STORE_CF_TOMBS, k.data, k.len, "", 0);
+        if (++moved % 4096 == 0) {
+            rc = store_write(d->st, b, e);
+            store_batch_clear(b);
+        }
+    }
+    if (rc == 0) rc = store_iter_status(it, e);
+    if (rc == 0) {
+        uint8_t f = TOMBS_FORMAT;
+        store_batch_put(b, STORE_CF_META, TOMBS_FORMAT_KEY, strlen(TOMBS_FORMAT_KEY), &f, 1);
+        rc = store_write(d->st, b, e);
+    }
+    if (rc == 0 && moved) log_info("converted %zu tombstone index entries to format 2", moved);
+    buf_free(&k);
+    store_batch_free(b);
+    store_iter_free(it);
+    return rc;
 }
 
 int db_backfill_entry(table *t, const uint8_t *key, size_t klen, const uint8_t *rec, size_t len,
@@ -938,20 +1004,22 @@ void db_log_descriptor(db *d, table *t, const table_settings *s, uint64_t seq, s
 typedef struct tomb_ref {
     uint64_t ts;
     slot sl;
-    table *t;
 } tomb_ref;
 
 /* Deletes, under their items' locks and in one batch, the tombstones of a
- * chunk that are still stored with the indexed version, and every index
- * entry of the chunk. */
-static int collect_chunk(db *d, tomb_ref *refs, size_t n, arena *a, uint64_t *collected, err *e)
+ * chunk of table t's index entries that are still stored with the indexed
+ * version, and every index entry of the chunk. t is NULL if the index
+ * entries belong to an incarnation of the table that is gone (the uid was
+ * re-created here under a new local id): only the entries go. */
+static int collect_chunk(db *d, table *t, const uint8_t uid[TABLE_UID_LEN], tomb_ref *refs,
+                         size_t n, arena *a, uint64_t *collected, err *e)
 {
     table **tables = arena_calloc(a, n ? n : 1, sizeof(table *));
     size_t *stripes = arena_calloc(a, n ? n : 1, sizeof(size_t));
     size_t m = 0;
-    for (size_t i = 0; i < n; i++)
-        if (refs[i].t) {
-            tables[m] = refs[i].t;
+    if (t)
+        for (size_t i = 0; i < n; i++) {
+            tables[m] = t;
             stripes[m++] = refs[i].sl.stripe;
         }
     lockset ls;
@@ -962,35 +1030,31 @@ static int collect_chunk(db *d, tomb_ref *refs, size_t n, arena *a, uint64_t *co
     for (; ls.locked_s < ls.ns; ls.locked_s++)
         pthread_mutex_lock(&d->stripes[ls.stripes[ls.locked_s]]);
     int rc = -1;
-    int64_t *dbytes = arena_calloc(a, n ? n : 1, sizeof(int64_t));
-    bool *gone = arena_calloc(a, n ? n : 1, sizeof(bool));
+    int64_t dbytes = 0;
+    uint64_t gone = 0;
     store_batch *b = store_batch_new(d->st);
     buf ik;
     buf_init(&ik);
     for (size_t i = 0; i < n; i++) {
         tomb_ref *x = &refs[i];
         buf_reset(&ik);
-        uint8_t tsb[8];
-        store_u64be(tsb, x->ts);
-        buf_append(&ik, tsb, 8);
-        buf_append(&ik, x->sl.key, x->sl.klen);
+        tomb_index_key(&ik, uid, x->ts, x->sl.key, x->sl.klen);
         store_batch_delete(b, STORE_CF_TOMBS, ik.data, ik.len);
-        if (!x->t || x->t->deleted) continue;
+        if (!t || t->deleted) continue;
         if (read_slot(d, &x->sl, a, false, e) < 0) goto out;
         /* Still this very tombstone (a newer write may have replaced it). */
         if (x->sl.exists && x->sl.tombstone && x->sl.ts == x->ts) {
             store_batch_delete(b, STORE_CF_ITEMS, x->sl.key, x->sl.klen);
-            dbytes[i] = -(int64_t)x->sl.stored_len;
-            gone[i] = true;
+            dbytes -= (int64_t)x->sl.stored_len;
+            gone++;
         }
     }
     if (store_write(d->st, b, e) < 0) goto out;
-    for (size_t i = 0; i < n; i++)
-        if (gone[i]) {
-            atomic_fetch_add(&refs[i].t->size_bytes, dbytes[i]);
-            atomic_fetch_sub(&refs[i].t->tombstones, 1);
-            (*collected)++;
-        }
+    if (gone) {
+        atomic_fetch_add(&t->size_bytes, dbytes);
+        atomic_fetch_sub(&t->tombstones, (int64_t)gone);
+        *collected += gone;
+    }
     rc = 0;
 out:
     buf_free(&ik);
@@ -999,83 +1063,117 @@ out:
     return rc;
 }
 
-/* The state of one collection pass: a chunk of index entries and the tables
- * they reference (held until the chunk is processed). */
-typedef struct collect_pass {
-    tomb_ref refs[COLLECT_CHUNK];
-    size_t n;
-    table *held[COLLECT_CHUNK];
-    size_t n_held;
-    arena chunk; /* the chunk's keys */
-} collect_pass;
-
-/* Processes the chunk and releases the tables held for it, except keep. */
-static int flush_pass(db *d, collect_pass *p, table *keep, uint64_t *collected, err *e)
+/* The first uid after `uid` in index order; false if there is none. */
+static bool uid_successor(const uint8_t uid[TABLE_UID_LEN], uint8_t next[TABLE_UID_LEN])
 {
-    int rc = p->n ? collect_chunk(d, p->refs, p->n, &p->chunk, collected, e) : 0;
-    p->n = 0;
-    size_t kept = 0;
-    for (size_t i = 0; i < p->n_held; i++) {
-        if (p->held[i] == keep)
-            p->held[kept++] = keep;
-        else
-            table_release(p->held[i]);
+    memcpy(next, uid, TABLE_UID_LEN);
+    for (size_t i = TABLE_UID_LEN; i-- > 0;)
+        if (++next[i] != 0) return true;
+    return false;
+}
+
+/* Collects table t's (uid's) tombstones at or below horizon, at most max_scan
+ * index entries; *more is set if the budget ran out first. */
+static int collect_table(db *d, table *t, const uint8_t uid[TABLE_UID_LEN], uint64_t horizon,
+                         size_t max_scan, uint64_t *collected, bool *more, err *e)
+{
+    uint8_t lo[TABLE_UID_LEN + 8], hi[TABLE_UID_LEN + 8];
+    memcpy(lo, uid, TABLE_UID_LEN);
+    store_u64be(lo + TABLE_UID_LEN, 0);
+    memcpy(hi, uid, TABLE_UID_LEN);
+    store_u64be(hi + TABLE_UID_LEN, horizon + 1);
+    store_iter *it = store_iter_new(d->st, STORE_CF_TOMBS, lo, sizeof(lo), hi, sizeof(hi));
+    tomb_ref *refs = calloc(COLLECT_CHUNK, sizeof(*refs));
+    if (!refs) abort();
+    arena chunk;
+    arena_init(&chunk);
+    size_t n = 0, scanned = 0;
+    int rc = 0;
+    *more = false;
+    for (store_iter_first(it); store_iter_valid(it); store_iter_next(it)) {
+        if (scanned++ == max_scan) {
+            *more = true;
+            break;
+        }
+        size_t kl;
+        const uint8_t *k = store_iter_key(it, &kl);
+        if (kl < TOMB_KEY_OFF + 12) continue; /* not an index entry of ours */
+        tomb_ref *x = &refs[n++];
+        memset(x, 0, sizeof(*x));
+        x->ts = load_u64be(k + TOMB_TS_OFF);
+        x->sl.key = (uint8_t *)arena_memdup(&chunk, k + TOMB_KEY_OFF, kl - TOMB_KEY_OFF);
+        x->sl.klen = kl - TOMB_KEY_OFF;
+        x->sl.stripe = stripe_of(x->sl.key, x->sl.klen);
+        /* Entries of an earlier incarnation (another local id) only go. */
+        if (load_u64be(x->sl.key) != t->id) {
+            if (n > 1) rc = collect_chunk(d, t, uid, refs, n - 1, &chunk, collected, e);
+            if (rc == 0) rc = collect_chunk(d, NULL, uid, x, 1, &chunk, collected, e);
+            n = 0;
+        } else if (n == COLLECT_CHUNK) {
+            rc = collect_chunk(d, t, uid, refs, n, &chunk, collected, e);
+            n = 0;
+        }
+        if (n == 0) {
+            arena_free(&chunk);
+            arena_init(&chunk);
+        }
+        if (rc < 0) break;
     }
-    p->n_held = kept;
-    arena_free(&p->chunk);
-    arena_init(&p->chunk);
+    if (rc == 0 && n) rc = collect_chunk(d, t, uid, refs, n, &chunk, collected, e);
+    if (rc == 0) rc = store_iter_status(it, e);
+    arena_free(&chunk);
+    free(refs);
+    store_iter_free(it);
     return rc;
 }
 
-int db_collect_tombstones(db *d, uint64_t horizon, db_table_filter ok, void *ctx, size_t max_scan,
-                          uint64_t *collected, err *e)
+int db_collect_tombstones(db *d, uint64_t horizon, db_table_filter ok, void *ctx,
+                          size_t max_per_table, uint64_t *collected, err *e)
 {
     *collected = 0;
     if (horizon == 0) return 0;
-    collect_pass *p = calloc(1, sizeof(*p));
-    if (!p) abort();
-    arena_init(&p->chunk);
-    uint8_t hi[8];
-    store_u64be(hi, horizon + 1);
-    store_iter *it = store_iter_new(d->st, STORE_CF_TOMBS, NULL, 0, hi, 8);
-    size_t scanned = 0;
+    /* Visit each table present in the index once: one seek per table. */
+    store_iter *it = store_iter_new(d->st, STORE_CF_TOMBS, NULL, 0, NULL, 0);
     int rc = 0;
-    /* One table lookup per run of index entries of the same table. */
-    uint8_t cur_uid[TABLE_UID_LEN];
-    table *cur = NULL;
-    bool cur_ok = false, have_cur = false;
-    for (store_iter_first(it); store_iter_valid(it) && scanned < max_scan; store_iter_next(it)) {
-        scanned++;
-        size_t kl, vl;
+    store_iter_first(it);
+    while (rc == 0 && store_iter_valid(it)) {
+        size_t kl;
         const uint8_t *k = store_iter_key(it, &kl);
-        const uint8_t *v = store_iter_value(it, &vl);
-        if (kl < 8 + 12 || vl != TABLE_UID_LEN) continue;
-        if (!have_cur || memcmp(cur_uid, v, TABLE_UID_LEN) != 0) {
-            if (p->n_held == COLLECT_CHUNK && (rc = flush_pass(d, p, NULL, collected, e)) < 0)
-                break;
-            memcpy(cur_uid, v, TABLE_UID_LEN);
-            have_cur = true;
-            cur = catalog_get_uid(d->cat, v);
-            cur_ok = !cur || ok(ctx, cur); /* a table gone: its index entries go */
-            if (cur) p->held[p->n_held++] = cur;
+        uint8_t uid[TABLE_UID_LEN], next[TABLE_UID_LEN];
+        if (kl < TABLE_UID_LEN) { /* not an index entry: drop it */
+            store_batch *b = store_batch_new(d->st);
+            store_batch_delete(b, STORE_CF_TOMBS, k, kl);
+            rc = store_write(d->st, b, e);
+            store_batch_free(b);
+            store_iter_next(it);
+            continue;
         }
-        if (!cur_ok) continue;
-        tomb_ref *x = &p->refs[p->n++];
-        memset(x, 0, sizeof(*x));
-        x->ts = load_u64be(k);
-        /* The uid may have been re-created here under a new local id. */
-        x->t = cur && cur->id == load_u64be(k + 8) ? cur : NULL;
-        x->sl.key = (uint8_t *)arena_memdup(&p->chunk, k + 8, kl - 8);
-        x->sl.klen = kl - 8;
-        x->sl.stripe = stripe_of(x->sl.key, x->sl.klen);
-        if (p->n == COLLECT_CHUNK && (rc = flush_pass(d, p, cur, collected, e)) < 0) break;
+        memcpy(uid, k + TOMB_UID_OFF, TABLE_UID_LEN);
+        table *t = catalog_get_uid(d->cat, uid);
+        bool has_next = uid_successor(uid, next);
+        if (!t) {
+            /* The table is gone from this region: so are its index entries. */
+            store_batch *b = store_batch_new(d->st);
+            if (has_next) {
+                store_batch_delete_range(b, STORE_CF_TOMBS, uid, TABLE_UID_LEN, next,
+                                         TABLE_UID_LEN);
+            } else { /* the very last uid: no range end, one by one */
+                for (; store_iter_valid(it); store_iter_next(it)) {
+                    const uint8_t *kk = store_iter_key(it, &kl);
+                    store_batch_delete(b, STORE_CF_TOMBS, kk, kl);
+                }
+            }
+            rc = store_write(d->st, b, e);
+            store_batch_free(b);
+        } else if (ok(ctx, t)) {
+            bool more;
+            rc = collect_table(d, t, uid, horizon, max_per_table, collected, &more, e);
+        }
+        table_release(t);
+        if (!has_next) break;
+        store_iter_seek(it, next, TABLE_UID_LEN);
     }
-    if (rc == 0) rc = flush_pass(d, p, NULL, collected, e);
     if (rc == 0) rc = store_iter_status(it, e);
-    for (size_t i = 0; i < p->n_held; i++)
-        table_release(p->held[i]);
-    arena_free(&p->chunk);
-    free(p);
     store_iter_free(it);
     return rc;
 }

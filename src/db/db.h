@@ -185,15 +185,17 @@ int db_log_skip_past(db *d, uint64_t seq, err *e);
  * the seq reserved by db_log_reserve, to b. */
 void db_log_descriptor(db *d, table *t, const table_settings *s, uint64_t seq, store_batch *b);
 
-/* Tombstone collection. Every tombstone is indexed by its version timestamp
- * (column family tombs). db_collect_tombstones deletes the tombstones with a
- * timestamp at or below horizon in the tables ok(ctx, t) accepts, looking at
- * no more than max_scan index entries, and sets *collected. The caller (repl)
- * chooses the horizon: below it, every region has applied every write
+/* Tombstone collection. Every tombstone is indexed by table and version
+ * timestamp (column family tombs). db_collect_tombstones deletes the
+ * tombstones with a timestamp at or below horizon in the tables ok(ctx, t)
+ * accepts, looking at no more than max_per_table index entries of each
+ * table per call (a table that is refused costs one seek, so it never holds
+ * up the others), and sets *collected. The caller (repl) chooses the
+ * horizon: below it, every region has applied every write
  * (docs/REPLICATION.md, "Tombstone collection"). */
 typedef bool (*db_table_filter)(void *ctx, table *t);
-int db_collect_tombstones(db *d, uint64_t horizon, db_table_filter ok, void *ctx, size_t max_scan,
-                          uint64_t *collected, err *e);
+int db_collect_tombstones(db *d, uint64_t horizon, db_table_filter ok, void *ctx,
+                          size_t max_per_table, uint64_t *collected, err *e);
 /* The newest conflicts of one table, newest first. */
 size_t db_recent_conflicts(db *d, const char *account, const char *table_name, db_conflict *out,
                            size_t max);

@@ -45,21 +45,21 @@
 #include "repl/wire.h"
 #include "util/log.h"
 
-#define SEND_WINDOW        16
-#define SEND_BATCH_ENTRIES 512
-#define SEND_BATCH_BYTES   (1u << 20)
-#define IO_TIMEOUT_MS      15000
-#define HEARTBEAT_MS       1000
-#define RECV_IDLE_LIMIT_MS 30000
-#define BACKOFF_MAX_MS     2000
-#define MAX_CONNS          64
-#define BACKFILL_PREFIX    "backfill/"
-#define PENDING_SCAN_MAX   200000
-#define CLAIM_KEY_PREFIX   "repl/claim/"
-#define TOMB_GC_MS         1000
-#define TOMB_SCAN_MAX      100000
-#define REFUSED_LOG_MS     1000 /* at most one warning a second per refusal reason */
-#define APPLY_ERR_LOG_MS   10000
+#define SEND_WINDOW         16
+#define SEND_BATCH_ENTRIES  512
+#define SEND_BATCH_BYTES    (1u << 20)
+#define IO_TIMEOUT_MS       15000
+#define HEARTBEAT_MS        1000
+#define RECV_IDLE_LIMIT_MS  30000
+#define BACKOFF_MAX_MS      2000
+#define MAX_CONNS           64
+#define BACKFILL_PREFIX     "backfill/"
+#define PENDING_SCAN_MAX    200000
+#define CLAIM_KEY_PREFIX    "repl/claim/"
+#define TOMB_GC_MS          1000
+#define TOMB_SCAN_PER_TABLE 100000 /* index entries of one table per collection pass */
+#define REFUSED_LOG_MS      1000   /* at most one warning a second per refusal reason */
+#define APPLY_ERR_LOG_MS    10000
 
 static const double lat_le[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
                                 0.25,  0.5,    1,     2.5,  5,     10};
@@ -1289,7 +1289,8 @@ static void collect_tombstones(repl *r, owed_set *o)
     load_owed(r, o);
     uint64_t n = 0;
     err e;
-    if (db_collect_tombstones(r->d, g - grace, table_collectable, o, TOMB_SCAN_MAX, &n, &e) < 0)
+    if (db_collect_tombstones(r->d, g - grace, table_collectable, o, TOMB_SCAN_PER_TABLE, &n, &e) <
+        0)
         log_warn("tombstone collection failed: %s", e.msg);
     if (n) {
         atomic_fetch_add(&r->tombstones_collected, n);

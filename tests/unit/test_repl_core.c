@@ -2433,6 +2433,103 @@ static void test_collect_tombstones(void **state)
     one_close(&o);
 }
 
+static bool accept_named(void *ctx, table *t)
+{
+    return strcmp(t->name, (const char *)ctx) == 0;
+}
+
+/* Issue 11, defect 3: one table whose tombstones cannot be collected yet
+ * (here refused by the filter, as a table with a replica still CREATING is)
+ * holding more old tombstones than a pass may look at must not hold up the
+ * collection of every other table: progress is per table. */
+static void test_collect_progress_per_table(void **state)
+{
+    static one o;
+    one_open(&o, "eu-west-1");
+    table *counters = create_table(&o.n, &TDEF[T_H]);
+    arena a;
+    arena_init(&a);
+    for (int i = 0; i < 50; i++) { /* the older tombstones, in the refused table */
+        char k[16];
+        snprintf(k, sizeof(k), "old%d", i);
+        mv_member m[2] = {{"pk", 2, str_v(&a, k)}, {"sk", 2, num_v(&a, 1)}};
+        put_item(&o.n, o.t, m[0].value, m[1].value, mv_new_map(&a, m, 2));
+        put_item(&o.n, o.t, m[0].value, m[1].value, NULL);
+    }
+    for (int i = 0; i < 5; i++) {
+        mv_member m[1] = {{"id", 2, num_v(&a, i)}};
+        put_item(&o.n, counters, m[0].value, NULL, mv_new_map(&a, m, 1));
+        put_item(&o.n, counters, m[0].value, NULL, NULL);
+    }
+    assert_int_equal(atomic_load(&o.t->tombstones), 50);
+    assert_int_equal(atomic_load(&counters->tombstones), 5);
+    uint64_t horizon = hlc_now(&o.n.d->clock), n = 0;
+    err e;
+    assert_int_equal(
+        db_collect_tombstones(o.n.d, horizon, accept_named, (void *)"counters", 10, &n, &e), 0);
+    assert_int_equal(n, 5);
+    assert_int_equal(atomic_load(&counters->tombstones), 0);
+    assert_int_equal(atomic_load(&o.t->tombstones), 50);
+    /* The budget bounds each table's share of a pass; passes make progress. */
+    assert_int_equal(
+        db_collect_tombstones(o.n.d, horizon, accept_named, (void *)"orders", 20, &n, &e), 0);
+    assert_int_equal(n, 20);
+    for (int pass = 0; pass < 2; pass++)
+        assert_int_equal(
+            db_collect_tombstones(o.n.d, horizon, accept_named, (void *)"orders", 20, &n, &e), 0);
+    assert_int_equal(atomic_load(&o.t->tombstones), 0);
+    table_release(counters);
+    arena_free(&a);
+    one_close(&o);
+}
+
+/* A tombstone index written before issue 11 (key timestamp | item key,
+ * value the table uid) is converted at start-up and collected as before. */
+static void test_tombstone_index_migration(void **state)
+{
+    static one o;
+    one_open(&o, "eu-west-1");
+    arena a;
+    arena_init(&a);
+    mv_member m[2] = {{"pk", 2, str_v(&a, "k")}, {"sk", 2, num_v(&a, 1)}};
+    put_item(&o.n, o.t, m[0].value, m[1].value, mv_new_map(&a, m, 2));
+    put_item(&o.n, o.t, m[0].value, m[1].value, NULL);
+    version del = version_of(&o, "k");
+    assert_true(del.tombstone);
+    /* Rewrite the index entry in format 1 and forget the format mark. */
+    buf k, old;
+    key_buf(&o, &a, "k", &k);
+    buf_init(&old);
+    buf_put_u64be(&old, del.ts);
+    buf_append(&old, k.data, k.len);
+    store_batch *b = store_batch_new(o.n.d->st);
+    store_iter *it = store_iter_new(o.n.d->st, STORE_CF_TOMBS, NULL, 0, NULL, 0);
+    size_t entries = 0;
+    for (store_iter_first(it); store_iter_valid(it); store_iter_next(it)) {
+        size_t kl;
+        const uint8_t *kp = store_iter_key(it, &kl);
+        store_batch_delete(b, STORE_CF_TOMBS, kp, kl);
+        entries++;
+    }
+    store_iter_free(it);
+    assert_int_equal(entries, 1);
+    store_batch_put(b, STORE_CF_TOMBS, old.data, old.len, o.t->uid, TABLE_UID_LEN);
+    store_batch_delete(b, STORE_CF_META, "tombs/format", strlen("tombs/format"));
+    err e;
+    assert_int_equal(store_write(o.n.d->st, b, &e), 0);
+    store_batch_free(b);
+    one_reopen(&o);
+    uint64_t n = 0;
+    bool yes = true;
+    assert_int_equal(db_collect_tombstones(o.n.d, del.ts, accept_all, &yes, 100, &n, &e), 0);
+    assert_int_equal(n, 1);
+    assert_false(version_of(&o, "k").exists);
+    buf_free(&k);
+    buf_free(&old);
+    arena_free(&a);
+    one_close(&o);
+}
+
 /* A tombstone beats an older put and loses to a newer one, whatever the
  * order of arrival; a local delete leaves a tombstone that does the same. */
 static void test_tombstone_vs_put(void **state)
@@ -2765,6 +2862,8 @@ int main(void)
         cmocka_unit_test_teardown(test_apply_refuses_item_under_other_key, cleanup_nodes),
         cmocka_unit_test_teardown(test_tombstone_vs_put, cleanup_nodes),
         cmocka_unit_test_teardown(test_collect_tombstones, cleanup_nodes),
+        cmocka_unit_test_teardown(test_collect_progress_per_table, cleanup_nodes),
+        cmocka_unit_test_teardown(test_tombstone_index_migration, cleanup_nodes),
         cmocka_unit_test_teardown(test_log_continues_after_restart, cleanup_nodes),
         cmocka_unit_test_teardown(test_log_never_reuses_seqs, cleanup_nodes),
         cmocka_unit_test_teardown(test_overwrite_of_runaway_version_keeps_clock, cleanup_nodes),
