@@ -8,6 +8,7 @@
 
 #include "util/log.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdatomic.h>
 #include <rocksdb/c.h>
@@ -16,12 +17,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static const char *const cf_names[STORE_CF_COUNT + 1] = {"meta", "items", "rlog", "tombs",
-                                                         "default"};
+static const char *const cf_names[STORE_CF_COUNT + 1] = {"meta",     "items",  "rlog", "tombs",
+                                                         "counters", "default"};
 
 struct store {
     rocksdb_t *db;
     rocksdb_options_t *opts;
+    rocksdb_options_t *counter_opts; /* opts plus the counters' merge operator */
     rocksdb_block_based_table_options_t *bbo;
     rocksdb_cache_t *cache;
     rocksdb_filterpolicy_t *filter; /* owned by bbo once set */
@@ -56,6 +58,149 @@ static int fail(err *e, char *rerr, const char *what)
     err_set(e, ERR_INTERNAL, "storage error (%s): %s", what, rerr ? rerr : "unknown");
     free(rerr);
     return -1;
+}
+
+/* ---- counter vectors (see store.h) ---- */
+
+static size_t counters_encode(uint8_t *out, const store_counter *c, size_t n)
+{
+    out[0] = (uint8_t)n;
+    for (size_t i = 0; i < n; i++) {
+        out[1 + 9 * i] = (uint8_t)c[i].rule;
+        store_u64be(out + 2 + 9 * i, (uint64_t)c[i].v);
+    }
+    return 1 + 9 * n;
+}
+
+int store_counters_decode(const uint8_t *p, size_t len, store_counter *c, size_t max)
+{
+    if (len < 1 || p[0] > max || p[0] > STORE_COUNTERS_MAX || len != 1 + 9 * (size_t)p[0])
+        return -1;
+    for (size_t i = 0; i < p[0]; i++) {
+        c[i].rule = (store_rule)p[1 + 9 * i];
+        if (c[i].rule < STORE_SUM || c[i].rule > STORE_MIN) return -1;
+        c[i].v = (int64_t)load_u64be(p + 2 + 9 * i);
+    }
+    return p[0];
+}
+
+/* Folds operand b into a (same shape: field by field; else b replaces a). */
+static void counters_fold(store_counter *a, size_t *na, const store_counter *b, size_t nb)
+{
+    bool same = *na == nb;
+    for (size_t i = 0; same && i < nb; i++)
+        same = a[i].rule == b[i].rule;
+    if (!same) {
+        memcpy(a, b, nb * sizeof(*b));
+        *na = nb;
+        return;
+    }
+    for (size_t i = 0; i < nb; i++) {
+        switch (b[i].rule) {
+        case STORE_SUM: a[i].v = (int64_t)((uint64_t)a[i].v + (uint64_t)b[i].v); break;
+        case STORE_MAX: a[i].v = b[i].v > a[i].v ? b[i].v : a[i].v; break;
+        case STORE_MIN: a[i].v = b[i].v < a[i].v ? b[i].v : a[i].v; break;
+        }
+    }
+}
+
+/* The merge itself: existing (may be NULL) then the operands in order. A
+ * malformed value or operand fails the merge (RocksDB reports corruption)
+ * rather than inventing counts. */
+static char *counters_merge(const char *existing, size_t elen, const char *const *ops,
+                            const size_t *op_lens, int n_ops, unsigned char *success,
+                            size_t *new_len)
+{
+    store_counter acc[STORE_COUNTERS_MAX], one[STORE_COUNTERS_MAX];
+    size_t n = 0;
+    *success = 0;
+    if (existing) {
+        int k = store_counters_decode((const uint8_t *)existing, elen, acc, STORE_COUNTERS_MAX);
+        if (k < 0) return NULL;
+        n = (size_t)k;
+    }
+    for (int i = 0; i < n_ops; i++) {
+        int k = store_counters_decode((const uint8_t *)ops[i], op_lens[i], one, STORE_COUNTERS_MAX);
+        if (k < 0) return NULL;
+        if (!existing && i == 0) {
+            memcpy(acc, one, (size_t)k * sizeof(*one));
+            n = (size_t)k;
+        } else {
+            counters_fold(acc, &n, one, (size_t)k);
+        }
+    }
+    char *out = malloc(1 + 9 * STORE_COUNTERS_MAX);
+    if (!out) return NULL;
+    *new_len = counters_encode((uint8_t *)out, acc, n);
+    *success = 1;
+    return out;
+}
+
+static char *counters_full_merge(void *state, const char *key, size_t kl, const char *existing,
+                                 size_t elen, const char *const *ops, const size_t *op_lens,
+                                 int n_ops, unsigned char *success, size_t *new_len)
+{
+    (void)state, (void)key, (void)kl;
+    return counters_merge(existing, elen, ops, op_lens, n_ops, success, new_len);
+}
+
+static char *counters_partial_merge(void *state, const char *key, size_t kl,
+                                    const char *const *ops, const size_t *op_lens, int n_ops,
+                                    unsigned char *success, size_t *new_len)
+{
+    (void)state, (void)key, (void)kl;
+    return counters_merge(NULL, 0, ops, op_lens, n_ops, success, new_len);
+}
+
+static void counters_delete_value(void *state, const char *v, size_t len)
+{
+    (void)state, (void)len;
+    free((char *)v);
+}
+
+static const char *counters_name(void *state)
+{
+    (void)state;
+    return "meridian.counters.v1";
+}
+
+static void counters_destroy(void *state)
+{
+    (void)state;
+}
+
+void store_batch_add(store_batch *b, const void *k, size_t kl, const store_counter *c, size_t n)
+{
+    assert(n <= STORE_COUNTERS_MAX);
+    uint8_t v[1 + 9 * STORE_COUNTERS_MAX];
+    size_t vl = counters_encode(v, c, n);
+    rocksdb_writebatch_merge_cf(b->wb, b->s->cf[STORE_CF_COUNTERS], k, kl, (const char *)v, vl);
+}
+
+void store_batch_set_counters(store_batch *b, const void *k, size_t kl, const store_counter *c,
+                              size_t n)
+{
+    assert(n <= STORE_COUNTERS_MAX);
+    uint8_t v[1 + 9 * STORE_COUNTERS_MAX];
+    size_t vl = counters_encode(v, c, n);
+    rocksdb_writebatch_put_cf(b->wb, b->s->cf[STORE_CF_COUNTERS], k, kl, (const char *)v, vl);
+}
+
+int store_get_counters(store *s, const void *k, size_t kl, store_counter *c, size_t max,
+                       size_t *n, err *e)
+{
+    buf v;
+    buf_init(&v);
+    int r = store_get(s, STORE_CF_COUNTERS, k, kl, &v, e);
+    *n = 0;
+    if (r == 1) {
+        int got = store_counters_decode(v.data, v.len, c, max);
+        if (got < 0) r = err_set(e, ERR_INTERNAL, "corrupt counter vector in storage");
+        else
+            *n = (size_t)got;
+    }
+    buf_free(&v);
+    return r;
 }
 
 int store_open(const char *dir, const store_options *opt, store **out, err *e)
@@ -95,9 +240,14 @@ int store_open(const char *dir, const store_options *opt, store **out, err *e)
     rocksdb_block_based_options_set_cache_index_and_filter_blocks(s->bbo, 1);
     rocksdb_options_set_block_based_table_factory(s->opts, s->bbo);
 
+    s->counter_opts = rocksdb_options_create_copy(s->opts);
+    rocksdb_options_set_merge_operator(
+        s->counter_opts,
+        rocksdb_mergeoperator_create(NULL, counters_destroy, counters_full_merge,
+                                     counters_partial_merge, counters_delete_value, counters_name));
     const rocksdb_options_t *cf_opts[STORE_CF_COUNT + 1];
     for (int i = 0; i <= STORE_CF_COUNT; i++)
-        cf_opts[i] = s->opts;
+        cf_opts[i] = i == STORE_CF_COUNTERS ? s->counter_opts : s->opts;
     char *rerr = NULL;
     s->db = rocksdb_open_column_families(s->opts, dir, STORE_CF_COUNT + 1, cf_names, cf_opts, s->cf,
                                          &rerr);
@@ -135,6 +285,7 @@ void store_close(store *s)
     if (s->wopts) rocksdb_writeoptions_destroy(s->wopts);
     if (s->ropts) rocksdb_readoptions_destroy(s->ropts);
     if (s->opts) rocksdb_options_destroy(s->opts);
+    if (s->counter_opts) rocksdb_options_destroy(s->counter_opts); /* and its merge operator */
     if (s->bbo) rocksdb_block_based_options_destroy(s->bbo); /* frees the filter policy */
     if (s->cache) rocksdb_cache_destroy(s->cache);
     free(s->dir);

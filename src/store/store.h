@@ -4,7 +4,10 @@
  *   meta   table catalog and counters (db/catalog.c owns the key layout)
  *   items  item records keyed by item/codec.h key_encode_item
  *   rlog   replication log (appended in the same batch as the item; db/rlog.h)
- *   tombs  index of tombstones by version, for their collection (db/db.h)
+ *   tombs  index of tombstones by table and version, for their collection (db/db.h)
+ *   counters  counter vectors, changed by merge operands (store_batch_add):
+ *          statistics and log segment metadata kept exact in the batches
+ *          that change what they count, and read without a scan
  * RocksDB's C API (malloc'ed error strings, malloc'ed values) stays behind
  * this interface; callers see err and buf.
  *
@@ -28,6 +31,7 @@ typedef enum store_cf {
     STORE_CF_ITEMS,
     STORE_CF_RLOG,
     STORE_CF_TOMBS,
+    STORE_CF_COUNTERS,
     STORE_CF_COUNT
 } store_cf;
 
@@ -59,6 +63,31 @@ void store_batch_delete(store_batch *b, store_cf cf, const void *k, size_t kl);
 void store_batch_delete_range(store_batch *b, store_cf cf, const void *from, size_t fl,
                               const void *to, size_t tl);
 size_t store_batch_count(const store_batch *b);
+
+/* Counter vectors (column family counters). A value is a vector of up to
+ * STORE_COUNTERS_MAX fields, each with its own merge rule; store_batch_add
+ * adds a merge operand that RocksDB folds into the stored vector field by
+ * field (SUM adds, MAX and MIN keep the larger or smaller), so concurrent
+ * batches can each add their change without reading the current value, in
+ * any commit order. Encoding: u8 n, then n times (u8 rule, i64 BE value). An
+ * operand whose shape (n and rules) differs from the stored vector replaces
+ * it (never happens unless the layout of a key changes). */
+#define STORE_COUNTERS_MAX 8
+typedef enum store_rule { STORE_SUM = 1, STORE_MAX = 2, STORE_MIN = 3 } store_rule;
+typedef struct store_counter {
+    store_rule rule;
+    int64_t v;
+} store_counter;
+void store_batch_add(store_batch *b, const void *k, size_t kl, const store_counter *c, size_t n);
+/* Replaces the vector (a put). */
+void store_batch_set_counters(store_batch *b, const void *k, size_t kl, const store_counter *c,
+                              size_t n);
+/* Decodes a stored vector into c (at most max fields); the field count, or
+ * -1 if malformed. */
+int store_counters_decode(const uint8_t *p, size_t len, store_counter *c, size_t max);
+/* Reads one vector: 1 (fields in c, count in *n), 0 if absent, -1 on error. */
+int store_get_counters(store *s, const void *k, size_t kl, store_counter *c, size_t max,
+                       size_t *n, err *e);
 /* Commits the batch atomically and durably (see above). */
 int store_write(store *s, store_batch *b, err *e);
 
