@@ -127,6 +127,14 @@ def page_all(op, **kw):
     raise AssertionError("pagination did not end within 1000 pages")
 
 
+def tombstones_skipped():
+    samples, types = cluster.metrics(US)
+    found = harness.metric_samples(samples, "meridian_tombstones_skipped_total")
+    if len(found) != 1 or types.get("meridian_tombstones_skipped_total") != "counter":
+        raise AssertionError("expected one counter meridian_tombstones_skipped_total: %r" % (found,))
+    return found[0][2]
+
+
 @requires_meridian("tombstones exist only in meridian's global tables")
 class TombstoneBudgetTest(harness.TestCase):
 
@@ -142,8 +150,10 @@ class TombstoneBudgetTest(harness.TestCase):
         # sk 1..10,000 are the first BUDGET tombstones: the page ends there.
         first = c.query(Limit=1, **kw)
         self.assert_empty_page(first, BUDGET)
-        # Without Limit too.
+        # Without Limit too; the page is counted in /metrics.
+        before = tombstones_skipped()
         self.assert_empty_page(c.query(**kw), BUDGET)
+        self.assertEqual(tombstones_skipped() - before, BUDGET)
         # Resuming after the tombstone's key finds the rest.
         nxt = c.query(Limit=1, ExclusiveStartKey=first["LastEvaluatedKey"], **kw)
         self.assertEqual(sks(nxt["Items"]), [10297])
