@@ -25,6 +25,9 @@ int op_update_item(op_ctx *c);
 
 int op_query(op_ctx *c);
 int op_scan(op_ctx *c);
+/* Appends meridian_tombstones_skipped_total (tombstones Query and Scan pages
+ * walked over, process-wide) in Prometheus text to out. */
+void query_render_metrics(buf *out);
 
 int op_batch_get_item(op_ctx *c);
 int op_batch_write_item(op_ctx *c);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "api/dispatch.h"
+#include "api/ops.h"
 #include "clock/hlc.h"
 #include "repl/repl.h"
 
@@ -144,6 +145,7 @@ void metrics_render(metrics *m, db *d, buf *out)
                    ts[i]->name, (long long)(n < 0 ? 0 : n));
     }
     catalog_release_all(ts, nt);
+    query_render_metrics(out);
     repl_render_metrics(m->repl, out);
     buf_printf(out,
                "# HELP meridian_up 1 while the region serves requests.\n"

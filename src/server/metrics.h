@@ -11,6 +11,7 @@
  *   meridian_http_connections, meridian_http_header_timeouts_total
  *                                                     gauge, counter (server/http.c)
  *   meridian_replication_conflicts_total{account,table} counter
+ *   meridian_tombstones_skipped_total                counter (api/ops_query.c)
  *   meridian_replication_* per peer                   see repl/repl.c
  * Updates are lock-free atomic increments; rendering reads them relaxed.
  */
