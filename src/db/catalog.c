@@ -584,6 +584,12 @@ int catalog_create(catalog *c, const table *tmpl, table **out, err *e)
     return 0;
 }
 
+void catalog_stats_key(uint8_t k[TABLE_STATS_KEY_LEN], uint64_t id)
+{
+    memcpy(k, "tbl/", 4);
+    store_u64be(k + 4, id);
+}
+
 int catalog_delete(catalog *c, const char *account, const char *name, bool force,
                    store_batch *extra, table **out, err *e)
 {
@@ -615,6 +621,9 @@ int catalog_delete(catalog *c, const char *account, const char *name, bool force
     store_u64be(lo, t->id);
     store_u64be(hi, t->id + 1);
     store_batch_delete_range(b, STORE_CF_ITEMS, lo, 8, hi, 8);
+    uint8_t sk[TABLE_STATS_KEY_LEN];
+    catalog_stats_key(sk, t->id);
+    store_batch_delete(b, STORE_CF_COUNTERS, sk, sizeof(sk));
     int rc = store_write(c->st, b, e);
     if (!extra) store_batch_free(b);
     if (rc == 0) t->deleted = true;

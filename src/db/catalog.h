@@ -135,6 +135,10 @@ int catalog_update_settings(catalog *c, table *t, catalog_settings_fn fn, void *
 size_t catalog_list(catalog *c, const char *account, const char *start_after, size_t limit,
                     char ***names, bool *more);
 void catalog_free_names(char **names, size_t n);
+/* The key of table `id`'s statistics vector in the counters column family
+ * (db.c keeps it; DeleteTable deletes it with the table). */
+#define TABLE_STATS_KEY_LEN 12
+void catalog_stats_key(uint8_t k[TABLE_STATS_KEY_LEN], uint64_t id);
 /* Sums over all tables, for metrics. */
 void catalog_totals(catalog *c, int64_t *items, int64_t *bytes);
 /* The table descriptor as JSON (malloc'ed): what is persisted in meta and

@@ -101,13 +101,121 @@ static int ensure_clock_bound(db *d, uint64_t ms, err *e)
     return rc;
 }
 
-/* One pass over every item at start-up counts items and bytes per table
- * (DescribeTable, metrics). */
-static int scan_items(db *d, err *e)
+/* ---- persisted statistics and log segments (column family counters) ----
+ *
+ * Table statistics: "tbl/" u64 BE table id -> [SUM items, SUM bytes, SUM
+ * tombstones]. Every batch that changes a table's items adds its change as a
+ * merge operand (stats_add), so the figures on disk are exact after any
+ * crash and start-up reads one vector per table instead of every item.
+ *
+ * Log segments: the log is cut into segments of LOG_SEGMENT_SEQS seqs;
+ * "seg/" u64 BE segment number -> [SUM bytes, SUM entries, MAX commit ms],
+ * and "log/total" -> [SUM bytes, SUM entries] for the whole log. Every batch
+ * that appends log entries adds to both; a trim deletes the records of the
+ * segments it removes entirely and subtracts them from the total (a segment
+ * trimmed only in part stays counted whole until the trim passes its end:
+ * the total may exceed the log by less than one segment). Retention reads
+ * them (db_log_retention_cut): a few seeks, whatever the size of the log. */
+#define STATS_FORMAT_KEY    "stats/format"
+#define SEGMENTS_FORMAT_KEY "rlog/segments"
+#define LOG_TOTAL_KEY       "log/total"
+
+static void stats_add(store_batch *b, uint64_t table_id, int64_t items, int64_t bytes,
+                      int64_t tombs)
 {
+    if (!items && !bytes && !tombs) return;
+    uint8_t k[12];
+    catalog_stats_key(k, table_id);
+    store_counter c[3] = {{STORE_SUM, items}, {STORE_SUM, bytes}, {STORE_SUM, tombs}};
+    store_batch_add(b, k, sizeof(k), c, 3);
+}
+
+static void segment_key(uint8_t k[12], uint64_t segno)
+{
+    memcpy(k, "seg/", 4);
+    store_u64be(k + 4, segno);
+}
+
+/* Log entries appended by one batch, gathered per segment. */
+typedef struct log_account {
+    uint64_t segno;
+    int64_t bytes, entries;
+    uint64_t commit_ms;
+    int64_t total_bytes, total_entries;
+} log_account;
+
+static void log_account_flush(store_batch *b, log_account *la)
+{
+    if (la->entries) {
+        uint8_t k[12];
+        segment_key(k, la->segno);
+        store_counter c[3] = {
+            {STORE_SUM, la->bytes}, {STORE_SUM, la->entries}, {STORE_MAX, (int64_t)la->commit_ms}};
+        store_batch_add(b, k, sizeof(k), c, 3);
+    }
+    la->bytes = la->entries = 0;
+}
+
+static void log_account_entry(store_batch *b, log_account *la, uint64_t seq, size_t bytes,
+                              uint64_t commit_ms)
+{
+    if (la->entries && la->segno != seq / LOG_SEGMENT_SEQS) log_account_flush(b, la);
+    la->segno = seq / LOG_SEGMENT_SEQS;
+    la->bytes += (int64_t)bytes;
+    la->entries++;
+    if (commit_ms > la->commit_ms) la->commit_ms = commit_ms;
+    la->total_bytes += (int64_t)bytes;
+    la->total_entries++;
+}
+
+static void log_account_finish(store_batch *b, log_account *la)
+{
+    log_account_flush(b, la);
+    if (la->total_entries) {
+        store_counter c[2] = {{STORE_SUM, la->total_bytes}, {STORE_SUM, la->total_entries}};
+        store_batch_add(b, LOG_TOTAL_KEY, strlen(LOG_TOTAL_KEY), c, 2);
+    }
+}
+
+/* Whether a meta mark is present. */
+static int has_mark(db *d, const char *key, bool *yes, err *e)
+{
+    buf v;
+    buf_init(&v);
+    int r = store_get(d->st, STORE_CF_META, key, strlen(key), &v, e);
+    buf_free(&v);
+    *yes = r == 1;
+    return r < 0 ? -1 : 0;
+}
+
+/* Statistics per table (DescribeTable, metrics): read from the persisted
+ * vectors; the first start of a data directory written before they existed
+ * counts every item once and writes them. */
+static int load_stats(db *d, err *e)
+{
+    bool have;
+    if (has_mark(d, STATS_FORMAT_KEY, &have, e) < 0) return -1;
     table **ts;
     size_t nt = catalog_all(d->cat, &ts);
     qsort(ts, nt, sizeof(table *), cmp_table_id);
+    int rc = 0;
+    if (have) {
+        for (size_t i = 0; i < nt && rc == 0; i++) {
+            uint8_t k[12];
+            catalog_stats_key(k, ts[i]->id);
+            store_counter c[3];
+            size_t n;
+            int r = store_get_counters(d->st, k, sizeof(k), c, 3, &n, e);
+            if (r < 0) rc = -1;
+            if (r == 1 && n == 3) {
+                atomic_store(&ts[i]->item_count, c[0].v);
+                atomic_store(&ts[i]->size_bytes, c[1].v);
+                atomic_store(&ts[i]->tombstones, c[2].v);
+            }
+        }
+        catalog_release_all(ts, nt);
+        return rc;
+    }
     store_iter *it = store_iter_new(d->st, STORE_CF_ITEMS, NULL, 0, NULL, 0);
     size_t ti = 0;
     for (store_iter_first(it); store_iter_valid(it); store_iter_next(it)) {
@@ -124,9 +232,63 @@ static int scan_items(db *d, err *e)
             atomic_fetch_add(&ts[ti]->size_bytes, (int64_t)(kl + vl));
         }
     }
+    rc = store_iter_status(it, e);
+    store_iter_free(it);
+    if (rc == 0) {
+        store_batch *b = store_batch_new(d->st);
+        for (size_t i = 0; i < nt; i++) {
+            uint8_t k[12];
+            catalog_stats_key(k, ts[i]->id);
+            store_counter c[3] = {{STORE_SUM, atomic_load(&ts[i]->item_count)},
+                                  {STORE_SUM, atomic_load(&ts[i]->size_bytes)},
+                                  {STORE_SUM, atomic_load(&ts[i]->tombstones)}};
+            store_batch_set_counters(b, k, sizeof(k), c, 3);
+        }
+        uint8_t f = 1;
+        store_batch_put(b, STORE_CF_META, STATS_FORMAT_KEY, strlen(STATS_FORMAT_KEY), &f, 1);
+        rc = store_write(d->st, b, e);
+        store_batch_free(b);
+        if (rc == 0 && nt) log_info("table statistics counted once and persisted (%zu tables)", nt);
+    }
+    catalog_release_all(ts, nt);
+    return rc;
+}
+
+/* The segment records of a log written before they existed: built once. */
+static int load_segments(db *d, err *e)
+{
+    bool have;
+    if (has_mark(d, SEGMENTS_FORMAT_KEY, &have, e) < 0) return -1;
+    if (have) return 0;
+    store_iter *it = store_iter_new(d->st, STORE_CF_RLOG, NULL, 0, NULL, 0);
+    store_batch *b = store_batch_new(d->st);
+    log_account la = {0};
+    arena a;
+    arena_init(&a);
+    for (store_iter_first(it); store_iter_valid(it); store_iter_next(it)) {
+        size_t kl, vl;
+        const uint8_t *k = store_iter_key(it, &kl);
+        const uint8_t *v = store_iter_value(it, &vl);
+        if (kl != 8) continue;
+        repl_entry en;
+        err de;
+        uint64_t commit = repl_entry_decode(&a, v, vl, &en, &de) == 0 ? en.commit_ms : 0;
+        log_account_entry(b, &la, load_u64be(k), kl + vl, commit);
+        if (la.total_entries % 4096 == 0) {
+            arena_free(&a);
+            arena_init(&a);
+        }
+    }
+    arena_free(&a);
     int rc = store_iter_status(it, e);
     store_iter_free(it);
-    catalog_release_all(ts, nt);
+    if (rc == 0) {
+        log_account_finish(b, &la);
+        uint8_t f = 1;
+        store_batch_put(b, STORE_CF_META, SEGMENTS_FORMAT_KEY, strlen(SEGMENTS_FORMAT_KEY), &f, 1);
+        rc = store_write(d->st, b, e);
+    }
+    store_batch_free(b);
     return rc;
 }
 
@@ -195,8 +357,8 @@ int db_open(db *d, const char *dir, const char *region, const store_options *opt
         db_close(d); /* closes whatever was opened */
         return -1;
     }
-    if (load_clock_bound(d, e) < 0 || scan_items(d, e) < 0 || init_log(d, e) < 0 ||
-        migrate_tombs(d, e) < 0) {
+    if (load_clock_bound(d, e) < 0 || load_stats(d, e) < 0 || init_log(d, e) < 0 ||
+        load_segments(d, e) < 0 || migrate_tombs(d, e) < 0) {
         db_close(d);
         return -1;
     }
@@ -556,6 +718,7 @@ int db_write(db *d, db_write_op *ops, size_t n, arena *a, err *e)
     int64_t *dtomb = arena_calloc(a, n, sizeof(int64_t));
     uint64_t seq = first_seq;
     uint64_t wall = hlc_wall_ms();
+    log_account la = {0};
     for (size_t i = 0; i < n; i++) {
         if (!ops[i].written) continue;
         uint64_t ts = hlc_now(&d->clock);
@@ -613,9 +776,13 @@ int db_write(db *d, db_write_op *ops, size_t n, arena *a, err *e)
         buf_reset(&ent);
         repl_entry_encode(&ent, &en);
         uint8_t sk[8];
+        log_account_entry(b, &la, seq, 8 + ent.len, wall);
         store_u64be(sk, seq++);
         store_batch_put(b, STORE_CF_RLOG, sk, 8, ent.data, ent.len);
     }
+    log_account_finish(b, &la);
+    for (size_t i = 0; i < n; i++)
+        if (ops[i].written) stats_add(b, ops[i].t->id, dcount[i], dbytes[i], dtomb[i]);
     if (store_batch_count(b) > 0 && store_write(d->st, b, e) < 0) goto out;
     for (size_t i = 0; i < n; i++) {
         atomic_fetch_add(&ops[i].t->item_count, dcount[i]);
@@ -886,6 +1053,8 @@ int db_apply(db *d, const char *source, const repl_entry *entries, size_t n, uin
             store_batch_put(b, STORE_CF_META, k.data, k.len, v, 8);
         }
     }
+    for (size_t i = 0; i < m; i++)
+        stats_add(b, it[i].t->id, it[i].dcount, it[i].dbytes, it[i].dtomb);
     if (store_batch_count(b) > 0 && store_write(d->st, b, e) < 0) goto out;
     /* Statistics change only once the batch is durable. */
     for (size_t i = 0; i < m; i++) {
@@ -941,11 +1110,71 @@ int db_log_trim(db *d, uint64_t through, err *e)
         store_batch *b = store_batch_new(d->st);
         store_batch_delete_range(b, STORE_CF_RLOG, lo, 8, hi, 8);
         store_batch_put(b, STORE_CF_META, LOG_TRIMMED_KEY, strlen(LOG_TRIMMED_KEY), v, 8);
-        rc = store_write(d->st, b, e);
+        /* The segments now gone entirely leave the total with their records. */
+        uint8_t slo[12], shi[12];
+        segment_key(slo, 0);
+        segment_key(shi, (through + 1) / LOG_SEGMENT_SEQS);
+        store_iter *it = store_iter_new(d->st, STORE_CF_COUNTERS, slo, 12, shi, 12);
+        int64_t bytes = 0, entries = 0;
+        for (store_iter_first(it); store_iter_valid(it); store_iter_next(it)) {
+            size_t vl;
+            const uint8_t *val = store_iter_value(it, &vl);
+            store_counter c[3];
+            if (store_counters_decode(val, vl, c, 3) == 3) {
+                bytes += c[0].v;
+                entries += c[1].v;
+            }
+        }
+        rc = store_iter_status(it, e);
+        store_iter_free(it);
+        store_batch_delete_range(b, STORE_CF_COUNTERS, slo, 12, shi, 12);
+        store_counter c[2] = {{STORE_SUM, -bytes}, {STORE_SUM, -entries}};
+        if (entries) store_batch_add(b, LOG_TOTAL_KEY, strlen(LOG_TOTAL_KEY), c, 2);
+        if (rc == 0) rc = store_write(d->st, b, e);
         store_batch_free(b);
         if (rc == 0) atomic_store(&d->log_trimmed, through);
     }
     pthread_mutex_unlock(&d->log_mark_mu);
+    return rc;
+}
+
+int db_log_size(db *d, uint64_t *bytes, uint64_t *entries, err *e)
+{
+    store_counter c[2];
+    size_t n;
+    int r = store_get_counters(d->st, LOG_TOTAL_KEY, strlen(LOG_TOTAL_KEY), c, 2, &n, e);
+    *bytes = r == 1 && n == 2 && c[0].v > 0 ? (uint64_t)c[0].v : 0;
+    *entries = r == 1 && n == 2 && c[1].v > 0 ? (uint64_t)c[1].v : 0;
+    return r < 0 ? -1 : 0;
+}
+
+int db_log_retention_cut(db *d, uint64_t stable, uint64_t max_age_ms, uint64_t max_bytes,
+                         uint64_t now_ms, uint64_t *cut, err *e)
+{
+    *cut = 0;
+    if (!max_age_ms && !max_bytes) return 0;
+    uint64_t total, entries;
+    if (db_log_size(d, &total, &entries, e) < 0) return -1;
+    uint8_t slo[12], shi[12];
+    segment_key(slo, 0);
+    segment_key(shi, UINT64_MAX);
+    store_iter *it = store_iter_new(d->st, STORE_CF_COUNTERS, slo, 12, shi, 12);
+    for (store_iter_first(it); store_iter_valid(it); store_iter_next(it)) {
+        size_t kl, vl;
+        const uint8_t *k = store_iter_key(it, &kl);
+        const uint8_t *val = store_iter_value(it, &vl);
+        store_counter c[3];
+        if (kl != 12 || store_counters_decode(val, vl, c, 3) != 3) continue;
+        uint64_t seg_end = (load_u64be(k + 4) + 1) * LOG_SEGMENT_SEQS - 1;
+        bool too_old = max_age_ms && (uint64_t)c[2].v + max_age_ms < now_ms;
+        bool too_big = max_bytes && total > max_bytes;
+        if (!too_old && !too_big) break;
+        *cut = seg_end < stable ? seg_end : stable;
+        total = total > (uint64_t)c[0].v ? total - (uint64_t)c[0].v : 0;
+        if (seg_end >= stable) break;
+    }
+    int rc = store_iter_status(it, e);
+    store_iter_free(it);
     return rc;
 }
 
@@ -993,6 +1222,9 @@ void db_log_descriptor(db *d, table *t, const table_settings *s, uint64_t seq, s
     uint8_t k[8];
     store_u64be(k, seq);
     store_batch_put(b, STORE_CF_RLOG, k, 8, ent.data, ent.len);
+    log_account la = {0};
+    log_account_entry(b, &la, seq, 8 + ent.len, en.commit_ms);
+    log_account_finish(b, &la);
     buf_free(&ent);
     free(json);
 }
@@ -1049,6 +1281,7 @@ static int collect_chunk(db *d, table *t, const uint8_t uid[TABLE_UID_LEN], tomb
             gone++;
         }
     }
+    if (gone) stats_add(b, t->id, 0, dbytes, -(int64_t)gone);
     if (store_write(d->st, b, e) < 0) goto out;
     if (gone) {
         atomic_fetch_add(&t->size_bytes, dbytes);

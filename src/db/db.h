@@ -34,6 +34,7 @@
 #include "store/store.h"
 
 #define DB_LOCK_STRIPES       4096
+#define LOG_SEGMENT_SEQS      4096 /* log seqs per segment record (db.c, counters) */
 #define RECORD_FLAG_TOMBSTONE 0x01 /* byte 1 of a record */
 
 typedef struct db {
@@ -175,6 +176,16 @@ int db_log_reserve(db *d, uint64_t *seq, uint64_t *version, err *e);
  * recorded such a seq as applied must never see it used again). No-op if the
  * log was already trimmed that far. */
 int db_log_trim(db *d, uint64_t through, err *e);
+/* The log's size (bytes of keys and entries, and entries) from its segment
+ * records: exact but for a segment trimmed in part (db.c). */
+int db_log_size(db *d, uint64_t *bytes, uint64_t *entries, err *e);
+/* Retention: *cut is the last seq of the log (at most stable) that is out of
+ * retention, in whole segments from the oldest: older than max_age_ms (its
+ * newest entry committed before now_ms - max_age_ms), or beyond max_bytes
+ * counted from the newest entry back (0 for either: no limit); 0 if none.
+ * Reads the segment records: one seek, then one step per segment cut. */
+int db_log_retention_cut(db *d, uint64_t stable, uint64_t max_age_ms, uint64_t max_bytes,
+                         uint64_t now_ms, uint64_t *cut, err *e);
 /* Every log entry <= the returned seq has been deleted (trimmed). */
 uint64_t db_log_trimmed(db *d);
 /* Makes the log continue above seq, durably (the mark is on disk before any

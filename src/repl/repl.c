@@ -56,7 +56,7 @@
 #define BACKFILL_PREFIX     "backfill/"
 #define PENDING_SCAN_MAX    200000
 #define CLAIM_KEY_PREFIX    "repl/claim/"
-#define TOMB_GC_MS          1000
+#define GC_ERR_LOG_MS       10000  /* at most one background-failure warning per 10 s */
 #define TOMB_SCAN_PER_TABLE 100000 /* index entries of one table per collection pass */
 #define REFUSED_LOG_MS      1000   /* at most one warning a second per refusal reason */
 #define APPLY_ERR_LOG_MS    10000
@@ -78,6 +78,19 @@ typedef enum refuse_reason {
 
 static const char *const refuse_names[N_REFUSE] = {"auth", "unknown_region", "protocol",
                                                    "incomplete", "limit"};
+
+/* Background work, on its own thread (gc_main): each task runs every
+ * `period_ms`, and its runs, failures and time spent are metrics
+ * (meridian_background_*{task}). */
+typedef enum gc_task_id { GC_LOG, GC_TOMBSTONES, N_GC_TASKS } gc_task_id;
+static const char *const gc_task_names[N_GC_TASKS] = {"log", "tombstones"};
+static const unsigned gc_task_period_ms[N_GC_TASKS] = {5000, 1000};
+typedef struct gc_task {
+    _Atomic uint64_t runs, failures;
+    _Atomic uint64_t busy_us;      /* time spent, all runs */
+    _Atomic uint64_t last_us;      /* the last run's duration */
+    _Atomic uint64_t last_done_ms; /* wall clock at the end of the last run */
+} gc_task;
 
 typedef struct inflight {
     uint64_t through;
@@ -139,6 +152,9 @@ struct repl {
     size_t n_peers;
     int listen_fd;
     pthread_t accept_thread;
+    pthread_t gc_thread; /* background work: gc_main */
+    bool gc_started;
+    gc_task gc[N_GC_TASKS]; /* its statistics, per task */
     _Atomic bool running;
     pthread_mutex_t conn_mu;
     conn conns[MAX_CONNS];
@@ -151,6 +167,7 @@ struct repl {
     _Atomic uint64_t refused[N_REFUSE];
     _Atomic uint64_t refused_logged_ms[N_REFUSE]; /* last warning per reason (monotonic) */
     _Atomic uint64_t apply_err_logged_ms;         /* last "applying ... failed" error */
+    _Atomic uint64_t gc_err_logged_ms;            /* last background failure warning */
 };
 
 static uint64_t now_ms(void)
@@ -214,8 +231,10 @@ void repl_departed_record(store_batch *b, const uint8_t uid[TABLE_UID_LEN],
 }
 
 /* For a table whose replica departed from this region: does `peer` still get
- * the writes made here before the departure? */
-static bool departed_peer_replicates(repl *r, const uint8_t *uid, const char *peer)
+ * the writes made here before the departure? -1 (e set) if that cannot be
+ * read: the caller must not guess (a "no" would drop the writes). */
+static int departed_peer_replicates(repl *r, const uint8_t *uid, const char *peer, bool *yes,
+                                    err *e)
 {
     char h[2 * TABLE_UID_LEN + 1];
     hex(h, uid, TABLE_UID_LEN);
@@ -224,18 +243,20 @@ static bool departed_peer_replicates(repl *r, const uint8_t *uid, const char *pe
     buf_init(&v);
     buf_puts(&k, DEPARTED_PREFIX);
     buf_puts(&k, h);
-    err e;
-    bool yes = false;
-    if (store_get(r->d->st, STORE_CF_META, k.data, k.len, &v, &e) == 1) {
+    *yes = false;
+    int got = store_get(r->d->st, STORE_CF_META, k.data, k.len, &v, e);
+    if (got == 1) {
         table tmpl;
         if (catalog_parse_descriptor((const char *)v.data, v.len, &tmpl) == 0) {
-            yes = table_settings_replica(&tmpl.settings, peer) != NULL;
+            *yes = table_settings_replica(&tmpl.settings, peer) != NULL;
             catalog_free_template(&tmpl);
+        } else {
+            got = err_set(e, ERR_INTERNAL, "corrupt departed-table record %s", h);
         }
     }
     buf_free(&k);
     buf_free(&v);
-    return yes;
+    return got < 0 ? -1 : 0;
 }
 
 void repl_kick(repl *r)
@@ -575,6 +596,7 @@ static int send_log(sender_conn *c, uint64_t stable, err *e)
     buf_init(&frame);
     frame_start(&frame);
     uint32_t count = 0;
+    bool failed = false; /* a read needed to decide failed: the batch is not sent */
     uint64_t through = c->pos;
     arena a;
     arena_init(&a);
@@ -599,8 +621,13 @@ static int send_log(sender_conn *c, uint64_t stable, err *e)
                     /* Written here before this region's replica departed. */
                     if (!c->departed_known ||
                         memcmp(c->departed_uid, en.table_uid, TABLE_UID_LEN) != 0) {
+                        c->departed_known = false;
+                        if (departed_peer_replicates(r, en.table_uid, c->l->name, &c->departed_send,
+                                                     e) < 0) {
+                            failed = true;
+                            break;
+                        }
                         memcpy(c->departed_uid, en.table_uid, TABLE_UID_LEN);
-                        c->departed_send = departed_peer_replicates(r, en.table_uid, c->l->name);
                         c->departed_known = true;
                     }
                     send = c->departed_send;
@@ -621,7 +648,7 @@ static int send_log(sender_conn *c, uint64_t stable, err *e)
         }
     }
     arena_free(&a);
-    int rc = store_iter_status(it, e);
+    int rc = failed ? -1 : store_iter_status(it, e);
     store_iter_free(it);
     /* `through` is the newest entry that exists: a peer never acknowledges a
      * position inside a trailing hole (a failed write), so the seqs of that
@@ -1150,52 +1177,14 @@ static void reap_conns(repl *r, bool all)
     pthread_mutex_unlock(&r->conn_mu);
 }
 
-/* The first seq of the log that is older than the retention age or beyond
- * the retention size (counted from the newest entry back), scanning from the
- * oldest entry; 0 if nothing is out of retention. */
-static uint64_t retention_cut(repl *r, uint64_t stable)
-{
-    if (!r->retention_ms && !r->retention_bytes) return 0;
-    uint64_t total = 0;
-    store_iter *it = store_iter_new(r->d->st, STORE_CF_RLOG, NULL, 0, NULL, 0);
-    for (store_iter_first(it); store_iter_valid(it); store_iter_next(it)) {
-        size_t kl, vl;
-        store_iter_key(it, &kl);
-        store_iter_value(it, &vl);
-        total += kl + vl;
-    }
-    uint64_t cut = 0, now = now_ms();
-    arena a;
-    arena_init(&a);
-    for (store_iter_first(it); store_iter_valid(it); store_iter_next(it)) {
-        size_t kl, vl;
-        const uint8_t *k = store_iter_key(it, &kl);
-        const uint8_t *v = store_iter_value(it, &vl);
-        if (kl != 8) continue;
-        uint64_t seq = load_u64be(k);
-        if (seq >= stable) break;
-        repl_entry en;
-        err e;
-        bool too_old = r->retention_ms && repl_entry_decode(&a, v, vl, &en, &e) == 0 &&
-                       en.commit_ms + r->retention_ms < now;
-        bool too_big = r->retention_bytes && total > r->retention_bytes;
-        if (!too_old && !too_big) break;
-        cut = seq;
-        total -= kl + vl;
-    }
-    arena_free(&a);
-    store_iter_free(it);
-    return cut;
-}
-
 /* Deletes log entries every peer has applied, and entries out of retention
  * (a peer that has not applied those is re-seeded by back-fill when it
  * returns, see reseed_if_needed). Until each peer has told us its position
  * since this process started, only retention applies. The trim records its
  * mark in the same batch (db_log_trim), so the log never reuses a seq. */
-static void collect_log(repl *r)
+static int collect_log(repl *r)
 {
-    if (r->n_peers == 0) return;
+    if (r->n_peers == 0) return 0;
     uint64_t stable = rlog_stable(&r->d->log);
     uint64_t min = UINT64_MAX;
     for (size_t i = 0; i < r->n_peers && min; i++) {
@@ -1203,7 +1192,14 @@ static void collect_log(repl *r)
         uint64_t a = atomic_load(&r->links[i].acked);
         if (a < min) min = a;
     }
-    uint64_t cut = retention_cut(r, stable);
+    uint64_t cut = 0;
+    err e;
+    if (db_log_retention_cut(r->d, stable, r->retention_ms, r->retention_bytes, now_ms(), &cut,
+                             &e) < 0) {
+        if (log_every(&r->gc_err_logged_ms, GC_ERR_LOG_MS))
+            log_warn("replication log retention: %s", e.msg);
+        return -1;
+    }
     if (cut > min) {
         log_warn("replication log entries up to %llu are out of retention; peers that have not "
                  "applied them will be re-seeded from a snapshot",
@@ -1211,9 +1207,13 @@ static void collect_log(repl *r)
         min = cut;
     }
     if (min > stable) min = stable; /* a peer's position is never past the watermark */
-    if (min <= db_log_trimmed(r->d)) return;
-    err e;
-    if (db_log_trim(r->d, min, &e) < 0) log_warn("replication log collection failed: %s", e.msg);
+    if (min <= db_log_trimmed(r->d)) return 0;
+    if (db_log_trim(r->d, min, &e) < 0) {
+        if (log_every(&r->gc_err_logged_ms, GC_ERR_LOG_MS))
+            log_warn("replication log collection failed: %s", e.msg);
+        return -1;
+    }
+    return 0;
 }
 
 /* The tables with a back-fill still owed to some peer (markers in meta). */
@@ -1222,7 +1222,9 @@ typedef struct owed_set {
     size_t n, cap;
 } owed_set;
 
-static void load_owed(repl *r, owed_set *o)
+/* -1 if the markers cannot be read: then nothing may be collected (a table
+ * missing from the set would look settled). */
+static int load_owed(repl *r, owed_set *o, err *e)
 {
     o->n = 0;
     const char *pre = BACKFILL_PREFIX;
@@ -1250,7 +1252,9 @@ static void load_owed(repl *r, owed_set *o)
         }
         memcpy(o->uids[o->n++], uid, TABLE_UID_LEN);
     }
+    int rc = store_iter_status(it, e);
     store_iter_free(it);
+    return rc;
 }
 
 /* Tombstones of a table are collected only while its replica set is settled:
@@ -1275,7 +1279,7 @@ static bool table_collectable(void *ctx, table *t)
 /* Computes the frontiers and collects the tombstones below the horizon: the
  * global frontier (every region has applied every write stamped up to it)
  * minus the grace period. */
-static void collect_tombstones(repl *r, owed_set *o)
+static int collect_tombstones(repl *r, owed_set *o)
 {
     uint64_t f = applied_frontier(r), g = f;
     for (size_t i = 0; i < r->n_peers; i++) {
@@ -1285,17 +1289,54 @@ static void collect_tombstones(repl *r, owed_set *o)
     atomic_store(&r->applied_frontier, f);
     atomic_store(&r->global_frontier, g);
     uint64_t grace = r->grace_ms << HLC_LOGICAL_BITS;
-    if (g <= grace) return;
-    load_owed(r, o);
+    if (g <= grace) return 0;
     uint64_t n = 0;
     err e;
-    if (db_collect_tombstones(r->d, g - grace, table_collectable, o, TOMB_SCAN_PER_TABLE, &n, &e) <
-        0)
-        log_warn("tombstone collection failed: %s", e.msg);
+    if (load_owed(r, o, &e) < 0 || db_collect_tombstones(r->d, g - grace, table_collectable, o,
+                                                         TOMB_SCAN_PER_TABLE, &n, &e) < 0) {
+        if (log_every(&r->gc_err_logged_ms, GC_ERR_LOG_MS))
+            log_warn("tombstone collection failed: %s", e.msg);
+        return -1;
+    }
     if (n) {
         atomic_fetch_add(&r->tombstones_collected, n);
         log_debug("collected %llu tombstones", (unsigned long long)n);
     }
+    return 0;
+}
+
+/* The background thread: log collection and retention, tombstone
+ * collection. It never blocks the peer listener, and a slow task only delays
+ * the others (each task reads a bounded amount per run: segment records, one
+ * seek per table, TOMB_SCAN_PER_TABLE entries per table). */
+static void *gc_main(void *arg)
+{
+    repl *r = arg;
+    uint64_t last[N_GC_TASKS];
+    for (int t = 0; t < N_GC_TASKS; t++)
+        last[t] = hlc_mono_ms();
+    owed_set owed = {0};
+    while (atomic_load(&r->running)) {
+        for (int t = 0; t < N_GC_TASKS && atomic_load(&r->running); t++) {
+            if (hlc_mono_ms() - last[t] < gc_task_period_ms[t]) continue;
+            struct timespec t0, t1;
+            clock_gettime(CLOCK_MONOTONIC, &t0);
+            int rc = t == GC_LOG ? collect_log(r) : collect_tombstones(r, &owed);
+            clock_gettime(CLOCK_MONOTONIC, &t1);
+            uint64_t us = (uint64_t)(t1.tv_sec - t0.tv_sec) * 1000000u +
+                          (uint64_t)((t1.tv_nsec - t0.tv_nsec) / 1000);
+            gc_task *g = &r->gc[t];
+            atomic_fetch_add(&g->runs, 1);
+            if (rc < 0) atomic_fetch_add(&g->failures, 1);
+            atomic_fetch_add(&g->busy_us, us);
+            atomic_store(&g->last_us, us);
+            atomic_store(&g->last_done_ms, now_ms());
+            last[t] = hlc_mono_ms();
+        }
+        sleep_ms(100);
+    }
+    free(owed.uids);
+    return NULL;
 }
 
 #define STR(x)  #x
@@ -1321,17 +1362,7 @@ static void format_addr(const struct sockaddr_storage *sa, char *out, size_t cap
 static void *accept_main(void *arg)
 {
     repl *r = arg;
-    uint64_t last_gc = hlc_mono_ms(), last_tomb_gc = hlc_mono_ms();
-    owed_set owed = {0};
     while (atomic_load(&r->running)) {
-        if (hlc_mono_ms() - last_gc > 5000) {
-            collect_log(r);
-            last_gc = hlc_mono_ms();
-        }
-        if (hlc_mono_ms() - last_tomb_gc > TOMB_GC_MS) {
-            collect_tombstones(r, &owed);
-            last_tomb_gc = hlc_mono_ms();
-        }
         struct pollfd p = {.fd = r->listen_fd, .events = POLLIN};
         if (poll(&p, 1, 200) <= 0) {
             reap_conns(r, false);
@@ -1368,7 +1399,6 @@ static void *accept_main(void *arg)
             note_refused(r, REFUSE_LIMIT, addr, NULL,
                          "too many inbound replication connections (" XSTR(MAX_CONNS) ")");
     }
-    free(owed.uids);
     return NULL;
 }
 
@@ -1581,6 +1611,8 @@ repl *repl_start(db *d, const repl_config *cfg, err *e)
         repl_stop(r);
         return NULL;
     }
+    r->gc_started = pthread_create(&r->gc_thread, NULL, gc_main, r) == 0;
+    if (!r->gc_started) log_error("cannot start the background thread: logs and tombstones grow");
     for (size_t i = 0; i < r->n_peers; i++)
         r->links[i].started =
             pthread_create(&r->links[i].thread, NULL, sender_main, &r->links[i]) == 0;
@@ -1593,6 +1625,7 @@ void repl_stop(repl *r)
     bool was_running = atomic_exchange(&r->running, false);
     if (was_running) {
         pthread_join(r->accept_thread, NULL);
+        if (r->gc_started) pthread_join(r->gc_thread, NULL);
         for (size_t i = 0; i < r->n_peers; i++) {
             int fd = atomic_load(&r->links[i].fd);
             if (fd >= 0) shutdown(fd, SHUT_RDWR);
@@ -1741,6 +1774,33 @@ void repl_render_metrics(repl *r, buf *out)
                "# TYPE meridian_replication_log_high_seq gauge\n"
                "meridian_replication_log_high_seq %llu\n",
                (unsigned long long)db_log_trimmed(r->d), (unsigned long long)rlog_high(&r->d->log));
+    static const char *const gc_help[][2] = {{"meridian_background_runs_total", "counter"},
+                                             {"meridian_background_failures_total", "counter"},
+                                             {"meridian_background_seconds_total", "counter"},
+                                             {"meridian_background_last_run_seconds", "gauge"},
+                                             {"meridian_background_last_done_ms", "gauge"}};
+    static const char *const gc_text[] = {
+        "Runs of a background task (task: log = log collection and retention, tombstones = "
+        "tombstone collection).",
+        "Runs of a background task that failed (logged, retried at its next run).",
+        "Time spent in a background task.", "Duration of the task's last run.",
+        "Wall clock (ms) when the task last finished a run."};
+    for (size_t m = 0; m < 5; m++) {
+        buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", gc_help[m][0], gc_text[m], gc_help[m][0],
+                   gc_help[m][1]);
+        for (int t = 0; t < N_GC_TASKS; t++) {
+            const gc_task *g = &r->gc[t];
+            if (m < 2)
+                buf_printf(out, "%s{task=\"%s\"} %llu\n", gc_help[m][0], gc_task_names[t],
+                           (unsigned long long)atomic_load(m == 0 ? &g->runs : &g->failures));
+            else if (m < 4)
+                buf_printf(out, "%s{task=\"%s\"} %.6f\n", gc_help[m][0], gc_task_names[t],
+                           (double)atomic_load(m == 2 ? &g->busy_us : &g->last_us) / 1e6);
+            else
+                buf_printf(out, "%s{task=\"%s\"} %llu\n", gc_help[m][0], gc_task_names[t],
+                           (unsigned long long)atomic_load(&g->last_done_ms));
+        }
+    }
     buf_puts(out, "# HELP meridian_replication_reseeds_total Peers re-seeded from snapshots "
                   "because the log no longer held what they needed.\n"
                   "# TYPE meridian_replication_reseeds_total counter\n");
@@ -1779,15 +1839,10 @@ int repl_backfill_percent(repl *r, const char *peer)
 
 void repl_status_json(repl *r, buf *out)
 {
-    uint64_t stable = r ? rlog_stable(&r->d->log) : 0, first = 0;
-    if (r) {
-        store_iter *it = store_iter_new(r->d->st, STORE_CF_RLOG, NULL, 0, NULL, 0);
-        store_iter_first(it);
-        size_t kl;
-        const uint8_t *k = store_iter_valid(it) ? store_iter_key(it, &kl) : NULL;
-        if (k && kl == 8) first = load_u64be(k);
-        store_iter_free(it);
-    }
+    /* log_first: the oldest seq the log may still hold (everything before
+     * it was trimmed); no entry is read. */
+    uint64_t stable = r ? rlog_stable(&r->d->log) : 0;
+    uint64_t first = r ? db_log_trimmed(r->d) + 1 : 0;
     buf_printf(out,
                "{\"region\":\"%s\",\"log_position\":%llu,\"log_first\":%llu,"
                "\"applied_frontier_ms\":%llu,\"global_frontier_ms\":%llu,\"links\":[",

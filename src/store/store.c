@@ -17,8 +17,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static const char *const cf_names[STORE_CF_COUNT + 1] = {"meta",     "items",  "rlog", "tombs",
-                                                         "counters", "default"};
+static const char *const cf_names[STORE_CF_COUNT + 1] = {"meta",  "items",    "rlog",
+                                                         "tombs", "counters", "default"};
 
 struct store {
     rocksdb_t *db;
@@ -97,9 +97,15 @@ static void counters_fold(store_counter *a, size_t *na, const store_counter *b, 
     }
     for (size_t i = 0; i < nb; i++) {
         switch (b[i].rule) {
-        case STORE_SUM: a[i].v = (int64_t)((uint64_t)a[i].v + (uint64_t)b[i].v); break;
-        case STORE_MAX: a[i].v = b[i].v > a[i].v ? b[i].v : a[i].v; break;
-        case STORE_MIN: a[i].v = b[i].v < a[i].v ? b[i].v : a[i].v; break;
+        case STORE_SUM:
+            a[i].v = (int64_t)((uint64_t)a[i].v + (uint64_t)b[i].v);
+            break;
+        case STORE_MAX:
+            a[i].v = b[i].v > a[i].v ? b[i].v : a[i].v;
+            break;
+        case STORE_MIN:
+            a[i].v = b[i].v < a[i].v ? b[i].v : a[i].v;
+            break;
         }
     }
 }
@@ -144,9 +150,9 @@ static char *counters_full_merge(void *state, const char *key, size_t kl, const 
     return counters_merge(existing, elen, ops, op_lens, n_ops, success, new_len);
 }
 
-static char *counters_partial_merge(void *state, const char *key, size_t kl,
-                                    const char *const *ops, const size_t *op_lens, int n_ops,
-                                    unsigned char *success, size_t *new_len)
+static char *counters_partial_merge(void *state, const char *key, size_t kl, const char *const *ops,
+                                    const size_t *op_lens, int n_ops, unsigned char *success,
+                                    size_t *new_len)
 {
     (void)state, (void)key, (void)kl;
     return counters_merge(NULL, 0, ops, op_lens, n_ops, success, new_len);
@@ -186,8 +192,8 @@ void store_batch_set_counters(store_batch *b, const void *k, size_t kl, const st
     rocksdb_writebatch_put_cf(b->wb, b->s->cf[STORE_CF_COUNTERS], k, kl, (const char *)v, vl);
 }
 
-int store_get_counters(store *s, const void *k, size_t kl, store_counter *c, size_t max,
-                       size_t *n, err *e)
+int store_get_counters(store *s, const void *k, size_t kl, store_counter *c, size_t max, size_t *n,
+                       err *e)
 {
     buf v;
     buf_init(&v);
@@ -195,7 +201,8 @@ int store_get_counters(store *s, const void *k, size_t kl, store_counter *c, siz
     *n = 0;
     if (r == 1) {
         int got = store_counters_decode(v.data, v.len, c, max);
-        if (got < 0) r = err_set(e, ERR_INTERNAL, "corrupt counter vector in storage");
+        if (got < 0)
+            r = err_set(e, ERR_INTERNAL, "corrupt counter vector in storage");
         else
             *n = (size_t)got;
     }
@@ -286,7 +293,7 @@ void store_close(store *s)
     if (s->ropts) rocksdb_readoptions_destroy(s->ropts);
     if (s->opts) rocksdb_options_destroy(s->opts);
     if (s->counter_opts) rocksdb_options_destroy(s->counter_opts); /* and its merge operator */
-    if (s->bbo) rocksdb_block_based_options_destroy(s->bbo); /* frees the filter policy */
+    if (s->bbo) rocksdb_block_based_options_destroy(s->bbo);       /* frees the filter policy */
     if (s->cache) rocksdb_cache_destroy(s->cache);
     free(s->dir);
     free(s);

@@ -86,8 +86,8 @@ void store_batch_set_counters(store_batch *b, const void *k, size_t kl, const st
  * -1 if malformed. */
 int store_counters_decode(const uint8_t *p, size_t len, store_counter *c, size_t max);
 /* Reads one vector: 1 (fields in c, count in *n), 0 if absent, -1 on error. */
-int store_get_counters(store *s, const void *k, size_t kl, store_counter *c, size_t max,
-                       size_t *n, err *e);
+int store_get_counters(store *s, const void *k, size_t kl, store_counter *c, size_t max, size_t *n,
+                       err *e);
 /* Commits the batch atomically and durably (see above). */
 int store_write(store *s, store_batch *b, err *e);
 

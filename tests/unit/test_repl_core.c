@@ -2716,6 +2716,116 @@ static void test_log_never_reuses_seqs(void **state)
     one_close(&o);
 }
 
+/* Sum of the key and entry bytes of o's log. */
+static uint64_t log_bytes_on_disk(one *o, uint64_t *entries)
+{
+    store_iter *it = store_iter_new(o->n.d->st, STORE_CF_RLOG, NULL, 0, NULL, 0);
+    uint64_t total = 0;
+    *entries = 0;
+    for (store_iter_first(it); store_iter_valid(it); store_iter_next(it)) {
+        size_t kl, vl;
+        store_iter_key(it, &kl);
+        store_iter_value(it, &vl);
+        total += kl + vl;
+        (*entries)++;
+    }
+    store_iter_free(it);
+    return total;
+}
+
+/* Issue 11, defect 6: the log's size and retention come from its segment
+ * records, kept in the batches that append and trim, not from a scan. */
+static void test_log_segments(void **state)
+{
+    static one o;
+    one_open(&o, "eu-west-1");
+    arena a;
+    arena_init(&a);
+    err e;
+    uint64_t bytes, entries, disk_entries;
+    for (int i = 0; i < 30; i++)
+        put_logged(&o, &a, i % 2 ? "a" : "b", i);
+    assert_int_equal(db_log_size(o.n.d, &bytes, &entries, &e), 0);
+    assert_int_equal(bytes, log_bytes_on_disk(&o, &disk_entries));
+    assert_int_equal(entries, disk_entries); /* 30 puts and the table's descriptor */
+    uint64_t stable = rlog_stable(&o.n.d->log), cut;
+    /* Nothing is out of retention: young and small. */
+    assert_int_equal(db_log_retention_cut(o.n.d, stable, 3600000, 1 << 30, hlc_wall_ms(), &cut, &e),
+                     0);
+    assert_int_equal(cut, 0);
+    /* Too old an hour from now; too big for 100 bytes: the whole (one) segment, up to stable. */
+    assert_int_equal(
+        db_log_retention_cut(o.n.d, stable, 1000, 0, hlc_wall_ms() + 3600000, &cut, &e), 0);
+    assert_int_equal(cut, stable);
+    assert_int_equal(db_log_retention_cut(o.n.d, stable, 0, 100, hlc_wall_ms(), &cut, &e), 0);
+    assert_int_equal(cut, stable);
+    /* The sizes survive a restart and follow a trim of whole segments. */
+    one_reopen(&o);
+    uint64_t bytes2, entries2;
+    assert_int_equal(db_log_size(o.n.d, &bytes2, &entries2, &e), 0);
+    assert_int_equal(bytes2, bytes);
+    assert_int_equal(db_log_trim(o.n.d, 10, &e), 0); /* within the first segment: still counted */
+    assert_int_equal(db_log_size(o.n.d, &bytes2, &entries2, &e), 0);
+    assert_int_equal(entries2, entries);
+    rlog_advance(&o.n.d->log, LOG_SEGMENT_SEQS + 5); /* the next entries are in segment 1 */
+    put_logged(&o, &a, "c", 1);
+    put_logged(&o, &a, "c", 2);
+    assert_int_equal(db_log_trim(o.n.d, LOG_SEGMENT_SEQS - 1, &e), 0); /* segment 0 is gone */
+    assert_int_equal(db_log_size(o.n.d, &bytes2, &entries2, &e), 0);
+    assert_int_equal(entries2, 2);
+    assert_int_equal(bytes2, log_bytes_on_disk(&o, &disk_entries));
+    assert_int_equal(disk_entries, 2);
+    arena_free(&a);
+    one_close(&o);
+}
+
+/* Issue 11, defect 9: start-up reads the persisted statistics instead of
+ * every item (an item removed behind the database's back is not noticed,
+ * which proves no scan happened); a data directory without them is counted
+ * once. */
+static void test_statistics_persisted(void **state)
+{
+    static one o;
+    one_open(&o, "eu-west-1");
+    arena a;
+    arena_init(&a);
+    for (int i = 0; i < 10; i++) {
+        char k[8];
+        snprintf(k, sizeof(k), "k%d", i);
+        put_logged(&o, &a, k, i);
+    }
+    mv_member m[2] = {{"pk", 2, str_v(&a, "k0")}, {"sk", 2, num_v(&a, 1)}};
+    put_item(&o.n, o.t, m[0].value, m[1].value, NULL); /* a tombstone */
+    int64_t bytes = atomic_load(&o.t->size_bytes);
+    one_reopen(&o);
+    assert_int_equal(atomic_load(&o.t->item_count), 9);
+    assert_int_equal(atomic_load(&o.t->tombstones), 1);
+    assert_int_equal(atomic_load(&o.t->size_bytes), bytes);
+    buf k;
+    key_buf(&o, &a, "k5", &k);
+    store_batch *b = store_batch_new(o.n.d->st);
+    store_batch_delete(b, STORE_CF_ITEMS, k.data, k.len);
+    err e;
+    assert_int_equal(store_write(o.n.d->st, b, &e), 0);
+    store_batch_free(b);
+    one_reopen(&o);
+    assert_int_equal(atomic_load(&o.t->item_count), 9); /* no scan at start-up */
+    /* Without the format mark (an older data directory): counted once. */
+    b = store_batch_new(o.n.d->st);
+    store_batch_delete(b, STORE_CF_META, "stats/format", strlen("stats/format"));
+    assert_int_equal(store_write(o.n.d->st, b, &e), 0);
+    store_batch_free(b);
+    one_reopen(&o);
+    assert_int_equal(atomic_load(&o.t->item_count), 8);
+    assert_int_equal(atomic_load(&o.t->tombstones), 1);
+    put_logged(&o, &a, "k9", 99); /* an overwrite: the count stays */
+    one_reopen(&o);
+    assert_int_equal(atomic_load(&o.t->item_count), 8);
+    buf_free(&k);
+    arena_free(&a);
+    one_close(&o);
+}
+
 /* Issue 11, defect 2: overwriting an item whose version came from a clock an
  * hour ahead stamps that one write just above it, but neither the region's
  * clock nor its persisted bound follows beyond wall + max skew: the region's
@@ -2866,6 +2976,8 @@ int main(void)
         cmocka_unit_test_teardown(test_tombstone_index_migration, cleanup_nodes),
         cmocka_unit_test_teardown(test_log_continues_after_restart, cleanup_nodes),
         cmocka_unit_test_teardown(test_log_never_reuses_seqs, cleanup_nodes),
+        cmocka_unit_test_teardown(test_log_segments, cleanup_nodes),
+        cmocka_unit_test_teardown(test_statistics_persisted, cleanup_nodes),
         cmocka_unit_test_teardown(test_overwrite_of_runaway_version_keeps_clock, cleanup_nodes),
         cmocka_unit_test_teardown(test_write_after_remote, cleanup_nodes),
         cmocka_unit_test_teardown(test_write_after_restart_orders_after_remote, cleanup_nodes),
