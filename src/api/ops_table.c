@@ -393,7 +393,7 @@ int op_delete_table(op_ctx *c)
         return rc;
     }
     table_release(t);
-    if (catalog_delete(c->d->cat, c->account, name, false, NULL, &t, c->e) < 0) return -1;
+    if (catalog_delete(c->d->cat, c->account, name, false, NULL, NULL, &t, c->e) < 0) return -1;
     respond_description(c, "TableDescription", t, "DELETING");
     table_release(t);
     return 0;
@@ -490,27 +490,44 @@ static int apply_replica_update(void *ctx, table *t, table_settings *s, store_ba
 
 /* Removes this region's own replica of a global table: the others are told
  * (a logged descriptor without it), then the local table goes. */
+typedef struct own_departure {
+    op_ctx *c;
+    table *expect; /* the incarnation the request looked up */
+    uint64_t seq;  /* the descriptor's log entry, once reserved */
+    bool reserved;
+} own_departure;
+
+/* Runs under the catalog's DDL lock with no write of t in flight
+ * (catalog_delete), on t's current settings: one atomic batch with the
+ * descriptor without this region (logged, so the others learn it), the
+ * departed record (so the writes made here and not yet sent still go to
+ * the other replicas) and the table's removal. The log seq is reserved only
+ * here, after every wait: a request that loses a race with a concurrent
+ * DeleteTable reserves nothing (no hole at the top of the log). */
+static int prepare_own_departure(void *ctx, table *t, table_settings *s, store_batch *b, err *e)
+{
+    own_departure *x = ctx;
+    if (t != x->expect)
+        return err_set(e, ERR_RESOURCE_NOT_FOUND,
+                       "Requested resource not found: Table: %s not found", t->name);
+    uint64_t version;
+    if (db_log_reserve(x->c->d, &x->seq, &version, e) < 0) return -1;
+    x->reserved = true;
+    table_settings_remove_replica(s, x->c->region, version, x->c->region);
+    db_log_descriptor(x->c->d, t, s, x->seq, b);
+    char *json = catalog_descriptor_json(t, s);
+    repl_departed_record(b, t->uid, rlog_high(&x->c->d->log), json, strlen(json));
+    free(json);
+    return 0;
+}
+
 static int delete_own_replica(op_ctx *c, table *t)
 {
-    /* One atomic batch: the descriptor without this region (logged, so the
-     * others learn it), the departed record (so the writes made here and not
-     * yet sent still go to the other replicas), and the local table's removal. */
-    table_settings s;
-    pthread_mutex_lock(&t->settings_mu);
-    s = t->settings;
-    pthread_mutex_unlock(&t->settings_mu);
-    uint64_t version, seq;
-    if (db_log_reserve(c->d, &seq, &version, c->e) < 0) return -1;
-    table_settings_remove_replica(&s, c->region, version, c->region);
-    store_batch *b = store_batch_new(c->d->st);
-    db_log_descriptor(c->d, t, &s, seq, b);
-    char *json = catalog_descriptor_json(t, &s);
-    repl_departed_record(b, t->uid, json, strlen(json));
-    free(json);
+    own_departure x = {.c = c, .expect = t};
     table *gone;
-    int rc = catalog_delete(c->d->cat, t->account, t->name, true, b, &gone, c->e);
-    rlog_done(&c->d->log, seq);
-    store_batch_free(b);
+    int rc = catalog_delete(c->d->cat, t->account, t->name, true, prepare_own_departure, &x, &gone,
+                            c->e);
+    if (x.reserved) rlog_done(&c->d->log, x.seq);
     if (rc < 0) return -1;
     table_release(gone);
     repl_kick(c->repl);

@@ -1,6 +1,7 @@
 /* catalog.c - table catalog in memory and in the meta column family (see catalog.h). */
 #include "db/catalog.h"
 
+#include <assert.h>
 #include <cjson/cJSON.h>
 #include <openssl/rand.h>
 #include <stdio.h>
@@ -17,6 +18,7 @@ struct catalog {
     pthread_rwlock_t lock;
     pthread_mutex_t ddl_mu; /* serialises CreateTable/DeleteTable/UpdateTable persistence */
     table **tables;         /* sorted by (account, name) */
+    table **by_uid;         /* the same tables sorted by uid (catalog_get_uid) */
     size_t n, cap;
     uint64_t next_id;
 };
@@ -47,6 +49,57 @@ static size_t lower_bound(const catalog *c, const char *account, const char *nam
             hi = mid;
     }
     return lo;
+}
+
+/* Index of the first of the first `count` tables of by_uid whose uid is >= uid. */
+static size_t uid_search(const catalog *c, const uint8_t *uid, size_t count)
+{
+    size_t lo = 0, hi = count;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (memcmp(c->by_uid[mid]->uid, uid, TABLE_UID_LEN) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static size_t uid_lower_bound(const catalog *c, const uint8_t *uid)
+{
+    return uid_search(c, uid, c->n);
+}
+
+/* Room for one more table in both arrays (catalog lock held for writing). */
+static void catalog_reserve(catalog *c)
+{
+    if (c->n < c->cap) return;
+    c->cap = c->cap ? c->cap * 2 : 16;
+    c->tables = realloc(c->tables, c->cap * sizeof(table *));
+    c->by_uid = realloc(c->by_uid, c->cap * sizeof(table *));
+    if (!c->tables || !c->by_uid) abort();
+}
+
+/* Adds t to by_uid; c->n counts it already (lock held for writing). */
+static void uid_index_insert(catalog *c, table *t)
+{
+    assert(c->n > 0);
+    size_t i = uid_search(c, t->uid, c->n - 1);
+    memmove(c->by_uid + i + 1, c->by_uid + i, (c->n - 1 - i) * sizeof(table *));
+    c->by_uid[i] = t;
+}
+
+/* Removes t from by_uid; c->n no longer counts it (lock held for writing). */
+static void uid_index_remove(catalog *c, table *t)
+{
+    size_t total = c->n + 1;
+    size_t lo = uid_search(c, t->uid, total);
+    for (size_t i = lo; i < total; i++)
+        if (c->by_uid[i] == t) {
+            memmove(c->by_uid + i, c->by_uid + i + 1, (total - i - 1) * sizeof(table *));
+            return;
+        }
+    assert(!"table missing from the uid index");
 }
 
 static void table_free(table *t)
@@ -469,12 +522,9 @@ int catalog_open(store *st, catalog **out, err *e)
             err_set(e, ERR_INTERNAL, "corrupt table descriptor in catalog");
             goto fail;
         }
-        if (c->n == c->cap) {
-            c->cap = c->cap ? c->cap * 2 : 16;
-            c->tables = realloc(c->tables, c->cap * sizeof(table *));
-            if (!c->tables) abort();
-        }
+        catalog_reserve(c);
         c->tables[c->n++] = t; /* keys are in (account, name) order already */
+        uid_index_insert(c, t);
         if (t->id >= c->next_id) c->next_id = t->id + 1;
     }
     if (store_iter_status(it, e) < 0) {
@@ -496,6 +546,7 @@ void catalog_close(catalog *c)
     for (size_t i = 0; i < c->n; i++)
         table_release(c->tables[i]);
     free(c->tables);
+    free(c->by_uid);
     pthread_rwlock_destroy(&c->lock);
     pthread_mutex_destroy(&c->ddl_mu);
     free(c);
@@ -518,12 +569,10 @@ table *catalog_get_uid(catalog *c, const uint8_t uid[TABLE_UID_LEN])
 {
     table *t = NULL;
     pthread_rwlock_rdlock(&c->lock);
-    for (size_t i = 0; i < c->n; i++) {
-        if (memcmp(c->tables[i]->uid, uid, TABLE_UID_LEN) == 0) {
-            t = c->tables[i];
-            table_acquire(t);
-            break;
-        }
+    size_t i = uid_lower_bound(c, uid);
+    if (i < c->n && memcmp(c->by_uid[i]->uid, uid, TABLE_UID_LEN) == 0) {
+        t = c->by_uid[i];
+        table_acquire(t);
     }
     pthread_rwlock_unlock(&c->lock);
     return t;
@@ -568,15 +617,12 @@ int catalog_create(catalog *c, const table *tmpl, table **out, err *e)
     c->next_id++;
 
     pthread_rwlock_wrlock(&c->lock);
-    if (c->n == c->cap) {
-        c->cap = c->cap ? c->cap * 2 : 16;
-        c->tables = realloc(c->tables, c->cap * sizeof(table *));
-        if (!c->tables) abort();
-    }
+    catalog_reserve(c);
     size_t i = lower_bound(c, t->account, t->name);
     memmove(c->tables + i + 1, c->tables + i, (c->n - i) * sizeof(table *));
     c->tables[i] = t;
     c->n++;
+    uid_index_insert(c, t);
     table_acquire(t);
     pthread_rwlock_unlock(&c->lock);
     pthread_mutex_unlock(&c->ddl_mu);
@@ -591,7 +637,7 @@ void catalog_stats_key(uint8_t k[TABLE_STATS_KEY_LEN], uint64_t id)
 }
 
 int catalog_delete(catalog *c, const char *account, const char *name, bool force,
-                   store_batch *extra, table **out, err *e)
+                   catalog_settings_fn prepare, void *ctx, table **out, err *e)
 {
     pthread_mutex_lock(&c->ddl_mu);
     table *t = catalog_get(c, account, name);
@@ -602,6 +648,7 @@ int catalog_delete(catalog *c, const char *account, const char *name, bool force
     }
     pthread_mutex_lock(&t->settings_mu);
     bool protected_ = t->settings.deletion_protection;
+    table_settings s = t->settings;
     pthread_mutex_unlock(&t->settings_mu);
     if (protected_ && !force) {
         table_release(t);
@@ -609,23 +656,30 @@ int catalog_delete(catalog *c, const char *account, const char *name, bool force
         return err_validation(e, "Resource cannot be deleted as it is currently protected "
                                  "against deletion. Disable deletion protection first.");
     }
-    /* Wait for in-flight item writes, then make the table unreachable. */
+    /* Wait for in-flight item writes, then make the table unreachable. The
+     * caller's additions are made only now, under both locks: nothing they
+     * reserve (a log seq) is held while waiting, and the settings they see
+     * are the table's last. */
     pthread_rwlock_wrlock(&t->lock);
-    store_batch *b = extra ? extra : store_batch_new(c->st);
-    buf k;
-    buf_init(&k);
-    table_key(&k, account, name);
-    store_batch_delete(b, STORE_CF_META, k.data, k.len);
-    buf_free(&k);
-    uint8_t lo[8], hi[8];
-    store_u64be(lo, t->id);
-    store_u64be(hi, t->id + 1);
-    store_batch_delete_range(b, STORE_CF_ITEMS, lo, 8, hi, 8);
-    uint8_t sk[TABLE_STATS_KEY_LEN];
-    catalog_stats_key(sk, t->id);
-    store_batch_delete(b, STORE_CF_COUNTERS, sk, sizeof(sk));
-    int rc = store_write(c->st, b, e);
-    if (!extra) store_batch_free(b);
+    assert(!t->deleted); /* only deleted under ddl_mu, and it was still listed */
+    store_batch *b = store_batch_new(c->st);
+    int rc = prepare ? prepare(ctx, t, &s, b, e) : 0;
+    if (rc == 0) {
+        buf k;
+        buf_init(&k);
+        table_key(&k, account, name);
+        store_batch_delete(b, STORE_CF_META, k.data, k.len);
+        buf_free(&k);
+        uint8_t lo[8], hi[8];
+        store_u64be(lo, t->id);
+        store_u64be(hi, t->id + 1);
+        store_batch_delete_range(b, STORE_CF_ITEMS, lo, 8, hi, 8);
+        uint8_t sk[TABLE_STATS_KEY_LEN];
+        catalog_stats_key(sk, t->id);
+        store_batch_delete(b, STORE_CF_COUNTERS, sk, sizeof(sk));
+        rc = store_write(c->st, b, e);
+    }
+    store_batch_free(b);
     if (rc == 0) t->deleted = true;
     pthread_rwlock_unlock(&t->lock);
     if (rc < 0) {
@@ -638,6 +692,7 @@ int catalog_delete(catalog *c, const char *account, const char *name, bool force
     if (i < c->n && c->tables[i] == t) {
         memmove(c->tables + i, c->tables + i + 1, (c->n - i - 1) * sizeof(table *));
         c->n--;
+        uid_index_remove(c, t);
         table_release(t); /* the catalog's reference */
     }
     pthread_rwlock_unlock(&c->lock);

@@ -114,19 +114,25 @@ void table_release(table *t);
  * set here; strings are copied; a zero uid is replaced by a random one).
  * ERR_RESOURCE_IN_USE "Table already exists: NAME". */
 int catalog_create(catalog *c, const table *tmpl, table **out, err *e);
+/* A change made under the catalog's DDL lock: see catalog_delete and
+ * catalog_update_settings. */
+typedef int (*catalog_settings_fn)(void *ctx, table *t, table_settings *s, store_batch *b, err *e);
 /* Deletes a table and all its items unless its deletion protection is on
  * (ERR_VALIDATION; `force` skips that check, for a replica removed
- * elsewhere). `extra` may hold further operations committed in the same batch.
- * Returns the (now deleted) table, counted. */
+ * elsewhere). If `prepare` is not NULL it runs first, under the catalog's DDL
+ * lock and with no item write in flight (t->lock held for writing): it sees
+ * a copy of the table's current settings and may add further operations to
+ * the batch that deletes the table (a log entry, a departed-table record),
+ * or refuse (-1 with e set: nothing is deleted). Returns the (now deleted)
+ * table, counted. */
 int catalog_delete(catalog *c, const char *account, const char *name, bool force,
-                   store_batch *extra, table **out, err *e);
+                   catalog_settings_fn prepare, void *ctx, table **out, err *e);
 /* Changes t's settings: under the catalog's DDL lock, fn edits a copy of the
  * current settings (returning -1 with e set to refuse; it may add further
  * operations to the batch, such as a replication log entry), and the result
  * is persisted in that batch and published. Item writes to t are held off
  * meanwhile (t->lock), so a write sees the settings entirely before or after.
  * ERR_RESOURCE_NOT_FOUND if t was deleted. */
-typedef int (*catalog_settings_fn)(void *ctx, table *t, table_settings *s, store_batch *b, err *e);
 int catalog_update_settings(catalog *c, table *t, catalog_settings_fn fn, void *ctx, err *e);
 /* Names of account's tables after `start_after` (exclusive; NULL for the
  * start), in order, at most limit; returns the count and a malloc'ed array of

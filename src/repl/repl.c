@@ -168,6 +168,7 @@ struct repl {
     _Atomic uint64_t refused_logged_ms[N_REFUSE]; /* last warning per reason (monotonic) */
     _Atomic uint64_t apply_err_logged_ms;         /* last "applying ... failed" error */
     _Atomic uint64_t gc_err_logged_ms;            /* last background failure warning */
+    _Atomic uint64_t departed_logged_ms;          /* last "retention held" warning */
 };
 
 static uint64_t now_ms(void)
@@ -217,17 +218,38 @@ void repl_backfill_marker(buf *key, const char *peer, const uint8_t uid[TABLE_UI
 
 #define DEPARTED_PREFIX "departed/"
 
-void repl_departed_record(store_batch *b, const uint8_t uid[TABLE_UID_LEN],
+#define DEPARTED_FORMAT 0x01
+
+void repl_departed_record(store_batch *b, const uint8_t uid[TABLE_UID_LEN], uint64_t through,
                           const void *descriptor_json, size_t len)
 {
     char h[2 * TABLE_UID_LEN + 1];
     hex(h, uid, TABLE_UID_LEN);
-    buf k;
+    buf k, v;
     buf_init(&k);
+    buf_init(&v);
     buf_puts(&k, DEPARTED_PREFIX);
     buf_puts(&k, h);
-    store_batch_put(b, STORE_CF_META, k.data, k.len, descriptor_json, len);
+    buf_putc(&v, DEPARTED_FORMAT);
+    buf_put_u64be(&v, through);
+    buf_append(&v, descriptor_json, len);
+    store_batch_put(b, STORE_CF_META, k.data, k.len, v.data, v.len);
     buf_free(&k);
+    buf_free(&v);
+}
+
+/* Parses a departed record: the replica set it names (tmpl, free with
+ * catalog_free_template) and the last seq of its writes. A record written
+ * before the seq was recorded (plain JSON) counts as covering the whole log
+ * as it is now. -1 if malformed. */
+static int departed_parse(repl *r, const uint8_t *v, size_t len, table *tmpl, uint64_t *through)
+{
+    if (len > 9 && v[0] == DEPARTED_FORMAT) {
+        *through = load_u64be(v + 1);
+        return catalog_parse_descriptor((const char *)v + 9, len - 9, tmpl);
+    }
+    *through = rlog_high(&r->d->log);
+    return catalog_parse_descriptor((const char *)v, len, tmpl);
 }
 
 /* For a table whose replica departed from this region: does `peer` still get
@@ -247,7 +269,8 @@ static int departed_peer_replicates(repl *r, const uint8_t *uid, const char *pee
     int got = store_get(r->d->st, STORE_CF_META, k.data, k.len, &v, e);
     if (got == 1) {
         table tmpl;
-        if (catalog_parse_descriptor((const char *)v.data, v.len, &tmpl) == 0) {
+        uint64_t through;
+        if (departed_parse(r, v.data, v.len, &tmpl, &through) == 0) {
             *yes = table_settings_replica(&tmpl.settings, peer) != NULL;
             catalog_free_template(&tmpl);
         } else {
@@ -1177,6 +1200,51 @@ static void reap_conns(repl *r, bool all)
     pthread_mutex_unlock(&r->conn_mu);
 }
 
+/* Retention may not cut the writes of a departed table (this region's
+ * replica is gone, so no back-fill from here can carry them) that a region
+ * replicating it has not applied: returns the largest seq <= cut that keeps
+ * them, and deletes the departed records every such region has fully
+ * applied. Reads the departed records only (one per departed table). */
+static uint64_t departed_hold(repl *r, uint64_t cut)
+{
+    const char *pre = DEPARTED_PREFIX;
+    char hi[] = DEPARTED_PREFIX;
+    hi[sizeof(hi) - 2]++;
+    store_iter *it = store_iter_new(r->d->st, STORE_CF_META, pre, strlen(pre), hi, strlen(hi));
+    store_batch *done = store_batch_new(r->d->st);
+    uint64_t hold = cut;
+    for (store_iter_first(it); store_iter_valid(it); store_iter_next(it)) {
+        size_t kl, vl;
+        const uint8_t *k = store_iter_key(it, &kl);
+        const uint8_t *v = store_iter_value(it, &vl);
+        table tmpl;
+        uint64_t through;
+        if (departed_parse(r, v, vl, &tmpl, &through) < 0) {
+            hold = 0; /* cannot tell who needs what: keep everything */
+            continue;
+        }
+        bool pending = false;
+        for (size_t i = 0; i < r->n_peers; i++) {
+            if (!table_settings_replica(&tmpl.settings, r->links[i].name)) continue;
+            uint64_t acked = atomic_load(&r->links[i].acked);
+            if (!atomic_load(&r->links[i].acked_known)) acked = 0;
+            if (acked < through) {
+                pending = true;
+                if (acked < hold) hold = acked;
+            }
+        }
+        catalog_free_template(&tmpl);
+        if (!pending) store_batch_delete(done, STORE_CF_META, k, kl);
+    }
+    err e;
+    if (store_iter_status(it, &e) < 0) hold = 0;
+    if (store_batch_count(done) > 0 && store_write(r->d->st, done, &e) < 0)
+        log_warn("cannot delete departed-table records: %s", e.msg);
+    store_batch_free(done);
+    store_iter_free(it);
+    return hold;
+}
+
 /* Deletes log entries every peer has applied, and entries out of retention
  * (a peer that has not applied those is re-seeded by back-fill when it
  * returns, see reseed_if_needed). Until each peer has told us its position
@@ -1199,6 +1267,16 @@ static int collect_log(repl *r)
         if (log_every(&r->gc_err_logged_ms, GC_ERR_LOG_MS))
             log_warn("replication log retention: %s", e.msg);
         return -1;
+    }
+    uint64_t hold = departed_hold(r, cut); /* also forgets the records no longer needed */
+    if (cut > min) {
+        if (hold < cut) {
+            if (log_every(&r->departed_logged_ms, GC_ERR_LOG_MS))
+                log_warn("replication log retention held at %llu (not %llu): writes of a "
+                         "departed table are not yet in every region that replicates it",
+                         (unsigned long long)hold, (unsigned long long)cut);
+            cut = hold > min ? hold : min;
+        }
     }
     if (cut > min) {
         log_warn("replication log entries up to %llu are out of retention; peers that have not "
@@ -1437,21 +1515,38 @@ static int merge_settings(void *ctx, table *t, table_settings *s, store_batch *b
 
 /* This region's replica was removed elsewhere: drop the local table, and
  * keep sending the writes made here before to the remaining replicas. */
+typedef struct depart_ctx {
+    repl *r;
+    table *expect; /* the incarnation to delete */
+} depart_ctx;
+
+static int prepare_depart(void *ctx, table *t, table_settings *s, store_batch *b, err *e)
+{
+    depart_ctx *x = ctx;
+    if (t != x->expect)
+        return err_set(e, ERR_RESOURCE_NOT_FOUND,
+                       "Requested resource not found: Table: %s not found", t->name);
+    /* No write of t is in flight (catalog_delete): all its log entries are
+     * at or below the log's current high. */
+    char *json = catalog_descriptor_json(t, s);
+    repl_departed_record(b, t->uid, rlog_high(&x->r->d->log), json, strlen(json));
+    free(json);
+    return 0;
+}
+
+int repl_depart_table(repl *r, table *t, err *e)
+{
+    depart_ctx x = {.r = r, .expect = t};
+    table *gone = NULL;
+    int rc = catalog_delete(r->d->cat, t->account, t->name, true, prepare_depart, &x, &gone, e);
+    if (rc == 0) table_release(gone);
+    return rc;
+}
+
 static int depart(repl *r, table *t, const char *source, err *e)
 {
-    table_settings s;
-    pthread_mutex_lock(&t->settings_mu);
-    s = t->settings;
-    pthread_mutex_unlock(&t->settings_mu);
-    char *json = catalog_descriptor_json(t, &s);
-    store_batch *b = store_batch_new(r->d->st);
-    repl_departed_record(b, t->uid, json, strlen(json));
-    free(json);
     log_info("replica of table %s in this region removed (by %s)", t->name, source);
-    table *gone = NULL;
-    int rc = catalog_delete(r->d->cat, t->account, t->name, true, b, &gone, e);
-    store_batch_free(b);
-    if (rc == 0) table_release(gone);
+    int rc = repl_depart_table(r, t, e);
     if (rc < 0 && e->code == ERR_RESOURCE_NOT_FOUND) rc = 0;
     return rc;
 }
@@ -1843,10 +1938,23 @@ void repl_status_json(repl *r, buf *out)
      * it was trimmed); no entry is read. */
     uint64_t stable = r ? rlog_stable(&r->d->log) : 0;
     uint64_t first = r ? db_log_trimmed(r->d) + 1 : 0;
+    /* log_high: the newest seq used; log_last: the newest entry on disk (one
+     * seek). Seqs between them are holes (reservations whose batch failed). */
+    uint64_t high = r ? rlog_high(&r->d->log) : 0, last = 0;
+    if (r) {
+        store_iter *it = store_iter_new(r->d->st, STORE_CF_RLOG, NULL, 0, NULL, 0);
+        store_iter_last(it);
+        size_t kl;
+        const uint8_t *k = store_iter_valid(it) ? store_iter_key(it, &kl) : NULL;
+        if (k && kl == 8) last = load_u64be(k);
+        store_iter_free(it);
+    }
     buf_printf(out,
                "{\"region\":\"%s\",\"log_position\":%llu,\"log_first\":%llu,"
+               "\"log_high\":%llu,\"log_last\":%llu,"
                "\"applied_frontier_ms\":%llu,\"global_frontier_ms\":%llu,\"links\":[",
                r ? r->region : "", (unsigned long long)stable, (unsigned long long)first,
+               (unsigned long long)high, (unsigned long long)last,
                r ? (unsigned long long)HLC_MS(atomic_load(&r->applied_frontier)) : 0ull,
                r ? (unsigned long long)HLC_MS(atomic_load(&r->global_frontier)) : 0ull);
     for (size_t i = 0; r && i < r->n_peers; i++) {

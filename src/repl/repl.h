@@ -57,10 +57,16 @@ void repl_kick(repl *r);
 int repl_backfill_percent(repl *r, const char *peer);
 
 /* Records, in b, that this region's replica of table t departs: its writes
- * still in the log keep going to the regions listed in `descriptor_json`
- * (the replica set without this region) although the table is gone here. */
-void repl_departed_record(store_batch *b, const uint8_t uid[TABLE_UID_LEN],
+ * still in the log (every one at or below log seq `through`) keep going to
+ * the regions listed in `descriptor_json` (the replica set without this
+ * region) although the table is gone here, and retention keeps them until
+ * each of those regions has them (the record is deleted then). Meta key
+ * "departed/UIDHEX", value: 0x01 | u64 BE through | descriptor JSON. */
+void repl_departed_record(store_batch *b, const uint8_t uid[TABLE_UID_LEN], uint64_t through,
                           const void *descriptor_json, size_t len);
+/* This region's replica of t departs because another region removed it:
+ * the local table goes, with its departed record (see above). */
+int repl_depart_table(repl *r, table *t, err *e);
 
 /* Prometheus text for replication (appended to /metrics). */
 void repl_render_metrics(repl *r, buf *out);
