@@ -245,10 +245,10 @@ static operator_access operator_auth(const http_server *h, struct MHD_Connection
     size_t n = strlen(v);
     while (n && (v[n - 1] == ' ' || v[n - 1] == '\t'))
         n--;
+    if (n == 0) return OPERATOR_NO_TOKEN;
     uint8_t md[EVP_MAX_MD_SIZE];
     unsigned int mdl = 0;
-    if (n == 0 || !EVP_Digest(v, n, md, &mdl, EVP_sha256(), NULL) || mdl != 32)
-        return OPERATOR_BAD_TOKEN;
+    if (!EVP_Digest(v, n, md, &mdl, EVP_sha256(), NULL) || mdl != 32) return OPERATOR_BAD_TOKEN;
     return CRYPTO_memcmp(md, h->token_digest, 32) == 0 ? OPERATOR_OK : OPERATOR_BAD_TOKEN;
 }
 
