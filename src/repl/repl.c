@@ -1606,9 +1606,35 @@ void repl_render_metrics(repl *r, buf *out)
     /* What each peer still owes an acknowledgement for, in constant time
      * whatever the length of the log (a scrape no longer walks it): entries
      * are the log positions after the peer's acknowledged one up to the
-     * watermark; bytes are RocksDB's estimate of that key range of the log in
-     * SST files (store_approximate_bytes: entries still in the memtable are
-     * not counted). */
+     * watermark; bytes are an estimate: RocksDB's of that key range of the
+     * log in SST files (store_approximate_bytes), plus the part still in the
+     * memtables, which hold the newest entries: as many of those as are
+     * pending, at the average size of the newest (at most 32, read). */
+    uint64_t mem_entries = store_memtable_entries(r->d->st, STORE_CF_RLOG), newest_avg = 0;
+    uint64_t min_acked = stable;
+    for (size_t i = 0; i < r->n_peers; i++) {
+        uint64_t a = atomic_load(&r->links[i].acked);
+        if (a < min_acked) min_acked = a;
+    }
+    if (mem_entries && min_acked < stable) {
+        /* The newest pending positions, at most 32 of them: the walk is
+         * bounded by the key range, whatever was deleted in it. */
+        uint8_t lo[8], hi[8];
+        store_u64be(lo, stable - min_acked > 32 ? stable - 31 : min_acked + 1);
+        store_u64be(hi, stable + 1);
+        store_iter *it = store_iter_new(r->d->st, STORE_CF_RLOG, lo, 8, hi, 8);
+        uint64_t sum = 0, n = 0;
+        for (store_iter_first(it); store_iter_valid(it); store_iter_next(it)) {
+            size_t kl, vl;
+            store_iter_key(it, &kl);
+            store_iter_value(it, &vl);
+            if (kl != 8) continue;
+            sum += kl + vl;
+            n++;
+        }
+        store_iter_free(it);
+        newest_avg = n ? sum / n : 0;
+    }
     buf_puts(out, "# HELP meridian_replication_pending_entries Replication log positions not yet "
                   "acknowledged by a peer (the log watermark minus the peer's acknowledged "
                   "position).\n"
@@ -1620,8 +1646,8 @@ void repl_render_metrics(repl *r, buf *out)
                    (unsigned long long)(stable > acked ? stable - acked : 0));
     }
     buf_puts(out, "# HELP meridian_replication_pending_bytes Approximate bytes of the log "
-                  "entries not yet acknowledged by a peer (RocksDB's estimate of that range in "
-                  "SST files; entries still in memory are not counted).\n"
+                  "entries not yet acknowledged by a peer (estimated from RocksDB's figures, "
+                  "without reading the log).\n"
                   "# TYPE meridian_replication_pending_bytes gauge\n");
     for (size_t i = 0; i < r->n_peers; i++) {
         uint64_t acked = atomic_load(&r->links[i].acked), bytes = 0;
@@ -1630,6 +1656,8 @@ void repl_render_metrics(repl *r, buf *out)
             store_u64be(lo, acked + 1);
             store_u64be(hi, stable + 1);
             bytes = store_approximate_bytes(r->d->st, STORE_CF_RLOG, lo, 8, hi, 8);
+            uint64_t in_mem = stable - acked < mem_entries ? stable - acked : mem_entries;
+            bytes += in_mem * newest_avg;
         }
         buf_printf(out, "meridian_replication_pending_bytes{source=\"%s\",peer=\"%s\"} %llu\n",
                    r->region, r->links[i].name, (unsigned long long)bytes);

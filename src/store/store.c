@@ -349,6 +349,14 @@ uint64_t store_approximate_bytes(store *s, store_cf cf, const void *lo, size_t l
     return size;
 }
 
+uint64_t store_memtable_entries(store *s, store_cf cf)
+{
+    uint64_t active = 0, imm = 0;
+    rocksdb_property_int_cf(s->db, s->cf[cf], "rocksdb.num-entries-active-mem-table", &active);
+    rocksdb_property_int_cf(s->db, s->cf[cf], "rocksdb.num-entries-imm-mem-tables", &imm);
+    return active + imm;
+}
+
 uint64_t store_disk_bytes(store *s)
 {
     uint64_t total = 0;

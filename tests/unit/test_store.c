@@ -1,6 +1,7 @@
-/* test_store.c - store_approximate_bytes: RocksDB's estimate of a key
- * range's size, which /metrics uses for meridian_replication_pending_bytes
- * instead of walking the replication log on every scrape. */
+/* test_store.c - store_approximate_bytes (RocksDB's estimate of a key
+ * range's size in SST files) and store_memtable_entries, which /metrics uses
+ * for meridian_replication_pending_bytes instead of walking the replication
+ * log on every scrape. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -72,6 +73,10 @@ static void test_approximate_bytes_of_a_log_range(void **state)
     assert_true(all >= raw / 4 && all <= raw * 2);
     assert_true(half >= all / 4 && half <= all * 3 / 4 + 4096);
     assert_int_equal(none, 0);
+    /* Entries not yet flushed are counted by store_memtable_entries. */
+    uint64_t n0 = store_memtable_entries(s, STORE_CF_RLOG);
+    put_log(s, ENTRIES + 1, ENTRIES + 500);
+    assert_int_equal(store_memtable_entries(s, STORE_CF_RLOG) - n0, 500);
     store_close(s);
     nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
