@@ -154,12 +154,17 @@ class Deployment:
         self.binary, self.names, self.root, self.extra = binary, list(names), root, list(extra)
         self.cred = os.path.join(root, "credentials")
         self.key = os.path.join(root, "cluster.key")
+        self.token_path = os.path.join(root, "admin.token")  # the operator's, for /metrics
+        self.token = "bench-admin-token-%s" % os.urandom(16).hex()
         with open(self.cred, "w") as f:
             f.write("%s %s %s\n" % (AK, SK, ACCOUNT))
         with open(self.key, "w") as f:
             f.write("bench-cluster-key-%s\n" % os.urandom(16).hex())
+        with open(self.token_path, "w") as f:
+            f.write(self.token + "\n")
         os.chmod(self.cred, 0o600)
         os.chmod(self.key, 0o600)
+        os.chmod(self.token_path, 0o600)
         self.port = {n: free_port() for n in self.names}
         self.peer_port = {n: free_port() for n in self.names}
         self.proc = {}
@@ -172,7 +177,8 @@ class Deployment:
         args = [self.binary, "serve", "--region", name, "--data", os.path.join(self.root, name),
                 "--listen", "127.0.0.1:%d" % self.port[name],
                 "--peer-listen", "127.0.0.1:%d" % self.peer_port[name],
-                "--credentials", self.cred, "--cluster-key", self.key, "--log-level", "warn"]
+                "--credentials", self.cred, "--cluster-key", self.key, "--log-level", "warn",
+                "--admin-token-file", self.token_path]
         for o in self.names:
             if o != name:
                 args += ["--peer", "%s=127.0.0.1:%d" % (o, self.peer_port[o])]
@@ -188,7 +194,7 @@ class Deployment:
 
     def metrics(self, name):
         c = http.client.HTTPConnection("127.0.0.1", self.port[name], timeout=10)
-        c.request("GET", "/metrics")
+        c.request("GET", "/metrics", headers={"Authorization": "Bearer " + self.token})
         text = c.getresponse().read().decode()
         c.close()
         return text

@@ -176,13 +176,13 @@ int op_list_conflicts(op_ctx *c)
     table *t;
     if (req_table(c, name, &t) < 0) return -1;
     db_conflict *list = arena_calloc(c->a, (size_t)limit, sizeof(db_conflict));
-    size_t n = db_recent_conflicts(c->d, c->account, name, list, (size_t)limit);
+    size_t n = db_recent_conflicts(c->d, c->account, name, list, (size_t)limit, c->a);
     buf_printf(c->out, "{\"Total\":%llu,\"Conflicts\":[",
                (unsigned long long)atomic_load(&t->conflicts));
     for (size_t i = 0; i < n; i++) {
         db_conflict *x = &list[i];
         buf_printf(c->out, "%s{\"Key\":%s,\"Winner\":{\"Region\":", i ? "," : "",
-                   x->key[0] ? x->key : "null");
+                   x->key ? x->key : "null");
         json_write_string(c->out, x->winner_origin, strlen(x->winner_origin));
         buf_printf(c->out,
                    ",\"Timestamp\":%llu},\"Loser\":{\"Region\":", (unsigned long long)x->winner_ts);

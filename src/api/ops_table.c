@@ -189,6 +189,61 @@ static int unsupported(op_ctx *c, const char *param)
     return err_validation(c->e, "%s is not supported by this Meridian version", param);
 }
 
+/* DynamoDB Streams, encryption at rest with a KMS key and the Standard-IA
+ * table class do not exist in Meridian yet: CreateTable and UpdateTable
+ * refuse them rather than accept and ignore them. The values that mean
+ * "feature off" or "the default", which SDKs and mappers send on their own,
+ * are accepted: StreamSpecification {StreamEnabled: false},
+ * SSESpecification {Enabled: false} or {} (DynamoDB's default encryption
+ * with a key the service owns), TableClass STANDARD. */
+static int refuse_unsupported_features(op_ctx *c)
+{
+    const cJSON *ss = req_get(c->req, "StreamSpecification");
+    if (ss) {
+        if (!cJSON_IsObject(ss))
+            return err_set(c->e, ERR_SERIALIZATION, "Unexpected value type in payload");
+        const cJSON *en = req_get(ss, "StreamEnabled");
+        if (!en)
+            return err_validation(c->e, "1 validation error detected: Value null at "
+                                        "'streamSpecification.streamEnabled' failed to satisfy "
+                                        "constraint: Member must not be null");
+        bool on = false;
+        const char *view = NULL;
+        if (req_bool(c, ss, "StreamEnabled", &on) < 0 ||
+            req_string(c, ss, "StreamViewType", false, &view) < 0)
+            return -1;
+        if (on)
+            return unsupported(c, "StreamSpecification with StreamEnabled true (DynamoDB "
+                                  "Streams)");
+    }
+    const cJSON *sse = req_get(c->req, "SSESpecification");
+    if (sse) {
+        if (!cJSON_IsObject(sse))
+            return err_set(c->e, ERR_SERIALIZATION, "Unexpected value type in payload");
+        bool on = false;
+        const char *type = NULL, *kms = NULL;
+        if (req_bool(c, sse, "Enabled", &on) < 0 ||
+            req_string(c, sse, "SSEType", false, &type) < 0 ||
+            req_string(c, sse, "KMSMasterKeyId", false, &kms) < 0)
+            return -1;
+        if (on || type || kms)
+            return unsupported(c, "SSESpecification with Enabled true, an SSEType or a "
+                                  "KMSMasterKeyId (encryption at rest with a KMS key)");
+    }
+    const char *cls = NULL;
+    if (req_string(c, c->req, "TableClass", false, &cls) < 0) return -1;
+    if (cls && strcmp(cls, "STANDARD") != 0) {
+        if (strcmp(cls, "STANDARD_INFREQUENT_ACCESS") != 0)
+            return err_validation(c->e,
+                                  "1 validation error detected: Value '%s' at 'tableClass' "
+                                  "failed to satisfy constraint: Member must satisfy enum value "
+                                  "set: [STANDARD_INFREQUENT_ACCESS, STANDARD]",
+                                  cls);
+        return unsupported(c, "TableClass STANDARD_INFREQUENT_ACCESS");
+    }
+    return 0;
+}
+
 int op_create_table(op_ctx *c)
 {
     const char *name;
@@ -212,6 +267,7 @@ int op_create_table(op_ctx *c)
                               nks < 1 ? "greater than or equal to 1" : "less than or equal to 2");
     if (req_get(c->req, "GlobalSecondaryIndexes")) return unsupported(c, "GlobalSecondaryIndexes");
     if (req_get(c->req, "LocalSecondaryIndexes")) return unsupported(c, "LocalSecondaryIndexes");
+    if (refuse_unsupported_features(c) < 0) return -1;
 
     table tmpl;
     memset(&tmpl, 0, sizeof(tmpl));
@@ -577,6 +633,10 @@ int op_update_table(op_ctx *c)
     if (req_get(c->req, "GlobalSecondaryIndexUpdates")) {
         table_release(t);
         return unsupported(c, "GlobalSecondaryIndexUpdates");
+    }
+    if (refuse_unsupported_features(c) < 0) {
+        table_release(t);
+        return -1;
     }
     int rc;
     if (req_get(c->req, "ReplicaUpdates")) {

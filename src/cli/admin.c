@@ -3,6 +3,10 @@
  * Each endpoint is a region's API address (http://HOST:PORT). The region
  * name comes from GET /health; DynamoDB and Meridian operations are POSTed
  * with libcurl and signed with auth/sigv4.c, exactly as an SDK would.
+ * status also reads the region's GET /replication/status, an operator
+ * endpoint: from the region's admin listener (--admin-endpoint, the i-th for
+ * the i-th --endpoint) or else from its API endpoint, with the operator's
+ * bearer token if --admin-token-file is given (server/http.h).
  * verify compares TableDigest results range by range and, for the ranges
  * that differ, fetches RangeKeys from every region to name the keys. */
 #include "cli/admin.h"
@@ -34,13 +38,23 @@ static size_t on_body(char *p, size_t size, size_t n, void *ctx)
     return size * n;
 }
 
-/* GET url+path into out; returns the HTTP status or -1. */
-static long http_get(const char *url, const char *path, buf *out)
+/* GET url+path into out, with `Authorization: Bearer <token>` if token is
+ * not NULL; returns the HTTP status or -1. */
+static long http_get_as(const char *url, const char *path, const char *token, buf *out)
 {
     char full[1024];
     snprintf(full, sizeof(full), "%s%s", url, path);
     CURL *h = curl_easy_init();
     if (!h) return -1;
+    struct curl_slist *headers = NULL;
+    if (token) {
+        buf line;
+        buf_init(&line);
+        buf_printf(&line, "Authorization: Bearer %s", token);
+        headers = curl_slist_append(headers, (char *)line.data);
+        buf_free(&line);
+        curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+    }
     curl_easy_setopt(h, CURLOPT_URL, full);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, out);
@@ -48,7 +62,36 @@ static long http_get(const char *url, const char *path, buf *out)
     long status = -1;
     if (curl_easy_perform(h) == CURLE_OK) curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
     curl_easy_cleanup(h);
+    curl_slist_free_all(headers);
     return status;
+}
+
+static long http_get(const char *url, const char *path, buf *out)
+{
+    return http_get_as(url, path, NULL, out);
+}
+
+/* The operator's token from path (one line; trailing white space ignored),
+ * malloc'ed, or NULL after printing why. */
+static char *read_token_file(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "meridian: cannot read admin token file %s\n", path);
+        return NULL;
+    }
+    char line[1100];
+    char *tok = NULL;
+    if (fgets(line, sizeof(line), f)) {
+        size_t n = strlen(line);
+        while (n && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' ' ||
+                     line[n - 1] == '\t'))
+            line[--n] = '\0';
+        if (n) tok = strdup(line);
+    }
+    fclose(f);
+    if (!tok) fprintf(stderr, "meridian: admin token file %s is empty\n", path);
+    return tok;
 }
 
 static int region_of(endpoint *ep)
@@ -141,13 +184,22 @@ static cJSON *call(const endpoint *ep, const char *target, const char *body)
     return j;
 }
 
+/* The operator's options of `meridian status` (NULL for other commands). */
+typedef struct admin_opts {
+    const char *admin_urls[MAX_ENDPOINTS]; /* --admin-endpoint, in order */
+    int n_admin;
+    const char *token_file; /* --admin-token-file */
+} admin_opts;
+
 static int parse_common(int argc, char **argv, endpoint *eps, int *n_eps, const char **table,
-                        bool need_table, const char *usage)
+                        bool need_table, const char *usage, admin_opts *ao)
 {
     static const struct option longopts[] = {
         {"endpoint", required_argument, 0, 'e'},
         {"endpoint-url", required_argument, 0, 'e'},
         {"table", required_argument, 0, 't'},
+        {"admin-endpoint", required_argument, 0, 'a'},
+        {"admin-token-file", required_argument, 0, 'T'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
@@ -162,12 +214,16 @@ static int parse_common(int argc, char **argv, endpoint *eps, int *n_eps, const 
             (*n_eps)++;
         } else if (ch == 't') {
             *table = optarg;
+        } else if (ch == 'a' && ao && ao->n_admin < MAX_ENDPOINTS) {
+            ao->admin_urls[ao->n_admin++] = optarg;
+        } else if (ch == 'T' && ao) {
+            ao->token_file = optarg;
         } else {
             fprintf(stderr, "usage: %s\n", usage);
             return -1;
         }
     }
-    if (*n_eps == 0 || (need_table && !*table) || optind < argc) {
+    if (*n_eps == 0 || (need_table && !*table) || optind < argc || (ao && ao->n_admin > *n_eps)) {
         fprintf(stderr, "usage: %s\n", usage);
         return -1;
     }
@@ -193,16 +249,37 @@ int admin_status_main(int argc, char **argv)
     endpoint eps[MAX_ENDPOINTS];
     int n;
     const char *unused;
+    admin_opts ao = {0};
     if (parse_common(argc, argv, eps, &n, &unused, false,
-                     "meridian status --endpoint URL [--endpoint URL ...]") < 0)
+                     "meridian status --endpoint URL [--endpoint URL ...]\n"
+                     "           [--admin-endpoint URL ...] [--admin-token-file FILE]\n"
+                     "  (the i-th --admin-endpoint is the admin listener of the i-th --endpoint;\n"
+                     "   without one, /replication/status is read from the API endpoint)",
+                     &ao) < 0)
         return 2;
+    char *token = NULL;
+    if (ao.token_file && !(token = read_token_file(ao.token_file))) return 2;
     curl_global_init(CURL_GLOBAL_DEFAULT);
     int rc = 0;
     for (int i = 0; i < n; i++) {
         buf b;
         buf_init(&b);
-        long st = http_get(eps[i].url, "/replication/status", &b);
+        const char *status_url = i < ao.n_admin ? ao.admin_urls[i] : eps[i].url;
+        long st = http_get_as(status_url, "/replication/status", token, &b);
         cJSON *s = st == 200 ? cJSON_ParseWithLength((char *)b.data, b.len) : NULL;
+        if (!s) {
+            const cJSON *m = NULL;
+            cJSON *ej = b.data ? cJSON_ParseWithLength((char *)b.data, b.len) : NULL;
+            m = cJSON_GetObjectItemCaseSensitive(ej, "message");
+            fprintf(stderr, "meridian: %s/replication/status answered %ld%s%s%s\n", status_url, st,
+                    cJSON_IsString(m) ? ": " : "", cJSON_IsString(m) ? m->valuestring : "",
+                    cJSON_IsString(m) ? ""
+                    : st == 401       ? " (give --admin-token-file)"
+                    : st == 404       ? " (give the region's admin listener with --admin-endpoint)"
+                                      : "");
+            cJSON_Delete(ej);
+            rc = 1;
+        }
         buf_free(&b);
         printf("region %s  %s  log position %.0f\n", eps[i].region, eps[i].url,
                jnum(s, "log_position"));
@@ -251,6 +328,7 @@ int admin_status_main(int argc, char **argv)
         if (i + 1 < n) printf("\n");
     }
     curl_global_cleanup();
+    free(token);
     return rc;
 }
 
@@ -283,7 +361,7 @@ int admin_verify_main(int argc, char **argv)
     int n;
     const char *table;
     if (parse_common(argc, argv, eps, &n, &table, true,
-                     "meridian verify --table T --endpoint URL --endpoint URL [...]") < 0)
+                     "meridian verify --table T --endpoint URL --endpoint URL [...]", NULL) < 0)
         return 2;
     curl_global_init(CURL_GLOBAL_DEFAULT);
     cJSON *dig[MAX_ENDPOINTS] = {0};
@@ -372,7 +450,7 @@ int admin_conflicts_main(int argc, char **argv)
     int n;
     const char *table;
     if (parse_common(argc, argv, eps, &n, &table, true,
-                     "meridian conflicts --endpoint URL --table T") < 0)
+                     "meridian conflicts --endpoint URL --table T", NULL) < 0)
         return 2;
     curl_global_init(CURL_GLOBAL_DEFAULT);
     int rc = 0;

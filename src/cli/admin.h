@@ -1,7 +1,8 @@
 /* admin.h - operator commands that talk to running regions over their API
  * endpoints: `meridian status`, `meridian verify`, `meridian conflicts`.
  * They sign requests with SigV4 using AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY
- * from the environment, like the aws cli. */
+ * from the environment, like the aws cli; status also reads the operator's
+ * /replication/status (--admin-endpoint, --admin-token-file). */
 #ifndef MERIDIAN_ADMIN_H
 #define MERIDIAN_ADMIN_H
 

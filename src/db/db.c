@@ -349,7 +349,7 @@ int db_open(db *d, const char *dir, const char *region, const store_options *opt
     pthread_mutex_init(&d->log_mark_mu, NULL);
     atomic_init(&d->log_trimmed, 0);
     pthread_mutex_init(&d->conflicts_mu, NULL);
-    d->conflicts = calloc(DB_CONFLICTS_KEPT, sizeof(db_conflict));
+    d->conflicts = calloc(DB_CONFLICTS_KEPT, sizeof(*d->conflicts));
     if (!d->conflicts) abort();
     d->max_skew_ms = 60000;
     atomic_init(&d->skew_violations, 0);
@@ -376,6 +376,8 @@ void db_close(db *d)
     pthread_mutex_destroy(&d->clock_mu);
     pthread_mutex_destroy(&d->log_mark_mu);
     pthread_mutex_destroy(&d->conflicts_mu);
+    for (size_t i = 0; d->conflicts && i < DB_CONFLICTS_KEPT; i++)
+        free(d->conflicts[i].pk);
     free(d->conflicts);
     d->conflicts = NULL;
     if (d->log_ready) rlog_destroy(&d->log);
@@ -834,21 +836,19 @@ static void record_conflict(db *d, table *t, const uint8_t *pk, size_t pk_len, u
                             const char *win_origin, uint64_t lose_ts, const char *lose_origin)
 {
     atomic_fetch_add(&t->conflicts, 1);
+    uint8_t *copy = malloc(pk_len ? pk_len : 1);
+    if (!copy) abort();
+    memcpy(copy, pk, pk_len);
     pthread_mutex_lock(&d->conflicts_mu);
-    db_conflict *c = &d->conflicts[d->conflicts_next % DB_CONFLICTS_KEPT];
+    struct conflict_slot *s = &d->conflicts[d->conflicts_next % DB_CONFLICTS_KEPT];
     d->conflicts_next++;
+    db_conflict *c = &s->c;
     snprintf(c->account, sizeof(c->account), "%s", t->account);
     snprintf(c->table, sizeof(c->table), "%s", t->name);
-    arena a;
-    arena_init(&a);
-    mv_value *v;
-    const uint8_t *p = pk;
-    buf js;
-    buf_init(&js);
-    if (key_decode_scalar(&a, t->pk_type, &p, pk + pk_len, &v) == 0) mv_to_json(&js, v);
-    snprintf(c->key, sizeof(c->key), "%s", js.data ? (char *)js.data : "");
-    buf_free(&js);
-    arena_free(&a);
+    free(s->pk);
+    s->pk = copy;
+    s->pk_len = pk_len;
+    s->pk_type = t->pk_type;
     c->winner_ts = win_ts;
     snprintf(c->winner_origin, sizeof(c->winner_origin), "%s", win_origin);
     c->loser_ts = lose_ts;
@@ -858,16 +858,40 @@ static void record_conflict(db *d, table *t, const uint8_t *pk, size_t pk_len, u
 }
 
 size_t db_recent_conflicts(db *d, const char *account, const char *table_name, db_conflict *out,
-                           size_t max)
+                           size_t max, arena *a)
 {
     size_t n = 0;
+    mv_type *types = arena_calloc(a, max ? max : 1, sizeof(mv_type));
+    const uint8_t **pks = arena_calloc(a, max ? max : 1, sizeof(uint8_t *));
+    size_t *lens = arena_calloc(a, max ? max : 1, sizeof(size_t));
     pthread_mutex_lock(&d->conflicts_mu);
     size_t total = d->conflicts_next < DB_CONFLICTS_KEPT ? d->conflicts_next : DB_CONFLICTS_KEPT;
     for (size_t i = 0; i < total && n < max; i++) {
-        const db_conflict *c = &d->conflicts[(d->conflicts_next - 1 - i) % DB_CONFLICTS_KEPT];
-        if (strcmp(c->account, account) == 0 && strcmp(c->table, table_name) == 0) out[n++] = *c;
+        const struct conflict_slot *s =
+            &d->conflicts[(d->conflicts_next - 1 - i) % DB_CONFLICTS_KEPT];
+        if (strcmp(s->c.account, account) != 0 || strcmp(s->c.table, table_name) != 0) continue;
+        out[n] = s->c;
+        types[n] = s->pk_type;
+        lens[n] = s->pk_len;
+        uint8_t *copy = arena_alloc(a, s->pk_len ? s->pk_len : 1);
+        memcpy(copy, s->pk, s->pk_len);
+        pks[n++] = copy;
     }
     pthread_mutex_unlock(&d->conflicts_mu);
+    for (size_t i = 0; i < n; i++) {
+        mv_value *v;
+        const uint8_t *p = pks[i];
+        out[i].key = NULL;
+        if (key_decode_scalar(a, types[i], &p, pks[i] + lens[i], &v) < 0) continue;
+        buf js;
+        buf_init(&js);
+        mv_to_json(&js, v);
+        char *s = arena_alloc(a, js.len + 1);
+        memcpy(s, js.data ? (const char *)js.data : "", js.len);
+        s[js.len] = '\0';
+        out[i].key = s;
+        buf_free(&js);
+    }
     return n;
 }
 

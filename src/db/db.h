@@ -62,7 +62,7 @@ typedef struct db {
     _Atomic uint64_t skew_violations; /* received timestamps beyond that */
     _Atomic uint64_t skew_overwrites; /* local writes stamped above such a stored version */
     pthread_mutex_t conflicts_mu;     /* the ring of recent conflicts: */
-    struct db_conflict *conflicts;    /* DB_CONFLICTS_KEPT entries */
+    struct conflict_slot *conflicts;  /* DB_CONFLICTS_KEPT entries */
     uint64_t conflicts_next;
 } db;
 
@@ -71,11 +71,21 @@ typedef struct db {
 typedef struct db_conflict {
     char account[65];
     char table[256];
-    char key[256]; /* partition key as DynamoDB JSON */
+    const char *key; /* partition key as DynamoDB JSON, whole (in the arena given to
+                        db_recent_conflicts); NULL if it cannot be decoded */
     uint64_t winner_ts, loser_ts;
     char winner_origin[65], loser_origin[65];
     uint64_t at_ms;
 } db_conflict;
+/* An entry of the ring (db.c): the conflict, and its partition key as
+ * stored (the encoded bytes, malloc'ed, of any length), rendered as JSON
+ * only when listed. */
+struct conflict_slot {
+    db_conflict c; /* c.key unused */
+    mv_type pk_type;
+    uint8_t *pk;
+    size_t pk_len;
+};
 
 typedef struct item_record {
     uint64_t ts;        /* HLC version timestamp */
@@ -207,8 +217,9 @@ void db_log_descriptor(db *d, table *t, const table_settings *s, uint64_t seq, s
 typedef bool (*db_table_filter)(void *ctx, table *t);
 int db_collect_tombstones(db *d, uint64_t horizon, db_table_filter ok, void *ctx,
                           size_t max_per_table, uint64_t *collected, err *e);
-/* The newest conflicts of one table, newest first. */
+/* The newest conflicts of one table, newest first; their keys are rendered
+ * into a. */
 size_t db_recent_conflicts(db *d, const char *account, const char *table_name, db_conflict *out,
-                           size_t max);
+                           size_t max, arena *a);
 
 #endif

@@ -54,7 +54,6 @@
 #define BACKOFF_MAX_MS      2000
 #define MAX_CONNS           64
 #define BACKFILL_PREFIX     "backfill/"
-#define PENDING_SCAN_MAX    200000
 #define CLAIM_KEY_PREFIX    "repl/claim/"
 #define GC_ERR_LOG_MS       10000  /* at most one background-failure warning per 10 s */
 #define TOMB_SCAN_PER_TABLE 100000 /* index entries of one table per collection pass */
@@ -1750,36 +1749,41 @@ void repl_render_metrics(repl *r, buf *out)
     for (size_t i = 0; i < r->n_peers; i++)
         buf_printf(out, "meridian_replication_link_up{source=\"%s\",peer=\"%s\"} %d\n", r->region,
                    r->links[i].name, atomic_load(&r->links[i].up));
-    /* Pending bytes: the log entries after each peer's acknowledged position
-     * (scanning at most PENDING_SCAN_MAX entries; beyond that the figure is a
-     * lower bound). */
-    uint64_t *pbytes = calloc(r->n_peers ? r->n_peers : 1, sizeof(uint64_t));
-    if (!pbytes) abort();
-    uint64_t min_acked = UINT64_MAX;
+    /* What each peer still owes an acknowledgement for, in constant time
+     * whatever the length of the log (a scrape no longer walks it): entries
+     * are the log positions after the peer's acknowledged one up to the
+     * watermark; bytes are an estimate: RocksDB's of that key range of the
+     * log in SST files (store_approximate_bytes), plus the part still in the
+     * memtables, which hold the newest entries: as many of those as are
+     * pending, at the average size of the newest (at most 32, read). */
+    uint64_t mem_entries = store_memtable_entries(r->d->st, STORE_CF_RLOG), newest_avg = 0;
+    uint64_t min_acked = stable;
     for (size_t i = 0; i < r->n_peers; i++) {
         uint64_t a = atomic_load(&r->links[i].acked);
         if (a < min_acked) min_acked = a;
     }
-    if (r->n_peers && min_acked < stable) {
+    if (mem_entries && min_acked < stable) {
+        /* The newest pending positions, at most 32 of them: the walk is
+         * bounded by the key range, whatever was deleted in it. */
         uint8_t lo[8], hi[8];
-        store_u64be(lo, min_acked + 1);
+        store_u64be(lo, stable - min_acked > 32 ? stable - 31 : min_acked + 1);
         store_u64be(hi, stable + 1);
         store_iter *it = store_iter_new(r->d->st, STORE_CF_RLOG, lo, 8, hi, 8);
-        size_t scanned = 0;
-        for (store_iter_first(it); store_iter_valid(it) && scanned < PENDING_SCAN_MAX;
-             store_iter_next(it), scanned++) {
+        uint64_t sum = 0, n = 0;
+        for (store_iter_first(it); store_iter_valid(it); store_iter_next(it)) {
             size_t kl, vl;
-            const uint8_t *k = store_iter_key(it, &kl);
+            store_iter_key(it, &kl);
             store_iter_value(it, &vl);
             if (kl != 8) continue;
-            uint64_t seq = load_u64be(k);
-            for (size_t i = 0; i < r->n_peers; i++)
-                if (seq > atomic_load(&r->links[i].acked)) pbytes[i] += kl + vl;
+            sum += kl + vl;
+            n++;
         }
         store_iter_free(it);
+        newest_avg = n ? sum / n : 0;
     }
-    buf_puts(out, "# HELP meridian_replication_pending_entries Log entries not yet "
-                  "acknowledged by a peer.\n"
+    buf_puts(out, "# HELP meridian_replication_pending_entries Replication log positions not yet "
+                  "acknowledged by a peer (the log watermark minus the peer's acknowledged "
+                  "position).\n"
                   "# TYPE meridian_replication_pending_entries gauge\n");
     for (size_t i = 0; i < r->n_peers; i++) {
         uint64_t acked = atomic_load(&r->links[i].acked);
@@ -1787,13 +1791,23 @@ void repl_render_metrics(repl *r, buf *out)
                    r->region, r->links[i].name,
                    (unsigned long long)(stable > acked ? stable - acked : 0));
     }
-    buf_puts(out, "# HELP meridian_replication_pending_bytes Bytes of log entries not yet "
-                  "acknowledged by a peer.\n"
+    buf_puts(out, "# HELP meridian_replication_pending_bytes Approximate bytes of the log "
+                  "entries not yet acknowledged by a peer (estimated from RocksDB's figures, "
+                  "without reading the log).\n"
                   "# TYPE meridian_replication_pending_bytes gauge\n");
-    for (size_t i = 0; i < r->n_peers; i++)
+    for (size_t i = 0; i < r->n_peers; i++) {
+        uint64_t acked = atomic_load(&r->links[i].acked), bytes = 0;
+        if (acked < stable) {
+            uint8_t lo[8], hi[8];
+            store_u64be(lo, acked + 1);
+            store_u64be(hi, stable + 1);
+            bytes = store_approximate_bytes(r->d->st, STORE_CF_RLOG, lo, 8, hi, 8);
+            uint64_t in_mem = stable - acked < mem_entries ? stable - acked : mem_entries;
+            bytes += in_mem * newest_avg;
+        }
         buf_printf(out, "meridian_replication_pending_bytes{source=\"%s\",peer=\"%s\"} %llu\n",
-                   r->region, r->links[i].name, (unsigned long long)pbytes[i]);
-    free(pbytes);
+                   r->region, r->links[i].name, (unsigned long long)bytes);
+    }
     buf_puts(out, "# HELP meridian_replication_latency_seconds Commit in the source region to "
                   "apply here.\n"
                   "# TYPE meridian_replication_latency_seconds histogram\n");

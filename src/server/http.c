@@ -20,8 +20,11 @@
 #include <stdio.h>
 #include <unistd.h>
 #include <microhttpd.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <zlib.h>
@@ -54,6 +57,10 @@ struct http_server {
     struct MHD_Daemon *daemon;
     api_server *api;
     metrics *m;
+    http_role role;
+    bool has_token;            /* an admin token is configured: */
+    uint8_t token_digest[32];  /* SHA-256 of it */
+    http_server *api_listener; /* HTTP_ADMIN: the API listener (metrics), or NULL */
     size_t max_body;
     atomic_size_t buffered; /* body bytes held by requests in progress */
     atomic_int inflight;    /* requests begun and not yet completed */
@@ -104,9 +111,9 @@ static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const 
     return MHD_YES;
 }
 
-static enum MHD_Result send_buf(http_server *h, struct MHD_Connection *conn, int status, buf *body,
-                                const char *content_type, const char *request_id,
-                                const char *version)
+static enum MHD_Result send_buf_with(http_server *h, struct MHD_Connection *conn, int status,
+                                     buf *body, const char *content_type, const char *request_id,
+                                     const char *version, const char *header, const char *value)
 {
     uLong crc = crc32(0L, Z_NULL, 0);
     if (body->len) crc = crc32(crc, body->data, (uInt)body->len);
@@ -125,9 +132,17 @@ static enum MHD_Result send_buf(http_server *h, struct MHD_Connection *conn, int
     if (atomic_load(&h->draining)) MHD_add_response_header(r, "Connection", "close");
     if (request_id) MHD_add_response_header(r, "x-amzn-RequestId", request_id);
     if (version && *version) MHD_add_response_header(r, "x-meridian-version", version);
+    if (header) MHD_add_response_header(r, header, value);
     enum MHD_Result ret = MHD_queue_response(conn, (unsigned)status, r);
     MHD_destroy_response(r);
     return ret;
+}
+
+static enum MHD_Result send_buf(http_server *h, struct MHD_Connection *conn, int status, buf *body,
+                                const char *content_type, const char *request_id,
+                                const char *version)
+{
+    return send_buf_with(h, conn, status, body, content_type, request_id, version, NULL, NULL);
 }
 
 static http_conn *conn_of(struct MHD_Connection *conn)
@@ -191,6 +206,85 @@ static void render_http_metrics(http_server *h, buf *out)
                "# TYPE meridian_http_header_timeouts_total counter\n"
                "meridian_http_header_timeouts_total %llu\n",
                open, (unsigned long long)atomic_load(&h->header_timeouts));
+}
+
+static enum MHD_Result send_error(http_server *h, struct MHD_Connection *conn, int status,
+                                  err_code code, const char *msg, const char *header,
+                                  const char *value)
+{
+    err e;
+    err_set(&e, code, "%s", msg);
+    buf b;
+    buf_init(&b);
+    api_error_body(&b, &e);
+    return send_buf_with(h, conn, status, &b, "application/json", NULL, NULL, header, value);
+}
+
+typedef enum operator_access {
+    OPERATOR_OK,
+    OPERATOR_NOT_HERE,  /* no token configured, and this is the API listener */
+    OPERATOR_NO_TOKEN,  /* a token is configured; the request carries none */
+    OPERATOR_BAD_TOKEN, /* ... or another one */
+} operator_access;
+
+/* Whether this request may read the operator's endpoints (http.h): the one
+ * place where that is decided, for every operator endpoint on either
+ * listener. The presented token is compared by its SHA-256 digest in
+ * constant time, so neither its bytes nor its length leak through timing. */
+static operator_access operator_auth(const http_server *h, struct MHD_Connection *conn)
+{
+    if (!h->has_token) return h->role == HTTP_ADMIN ? OPERATOR_OK : OPERATOR_NOT_HERE;
+    const char *v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+    if (!v) return OPERATOR_NO_TOKEN;
+    while (*v == ' ' || *v == '\t')
+        v++;
+    if (strncasecmp(v, "Bearer", 6) != 0 || (v[6] != ' ' && v[6] != '\t')) return OPERATOR_NO_TOKEN;
+    v += 6;
+    while (*v == ' ' || *v == '\t')
+        v++;
+    size_t n = strlen(v);
+    while (n && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+        n--;
+    if (n == 0) return OPERATOR_NO_TOKEN;
+    uint8_t md[EVP_MAX_MD_SIZE];
+    unsigned int mdl = 0;
+    if (!EVP_Digest(v, n, md, &mdl, EVP_sha256(), NULL) || mdl != 32) return OPERATOR_BAD_TOKEN;
+    return CRYPTO_memcmp(md, h->token_digest, 32) == 0 ? OPERATOR_OK : OPERATOR_BAD_TOKEN;
+}
+
+/* GET /metrics and /replication/status, for the operator only. */
+static enum MHD_Result serve_operator(http_server *h, struct MHD_Connection *conn, const char *url)
+{
+    switch (operator_auth(h, conn)) {
+    case OPERATOR_OK:
+        break;
+    case OPERATOR_NOT_HERE:
+        /* Not 401: no credential opens it on this listener. */
+        return send_error(h, conn, 404, ERR_UNKNOWN_OPERATION,
+                          "not served on the API listener of this region: see its admin "
+                          "listener (--admin-listen), or give the region --admin-token-file to "
+                          "serve it here to bearers of the token",
+                          NULL, NULL);
+    case OPERATOR_NO_TOKEN:
+        return send_error(h, conn, 401, ERR_MISSING_AUTH,
+                          "this endpoint needs the operator's token: Authorization: Bearer "
+                          "<token> (the contents of the region's --admin-token-file)",
+                          "WWW-Authenticate", "Bearer realm=\"meridian\"");
+    case OPERATOR_BAD_TOKEN:
+        return send_error(h, conn, 401, ERR_UNRECOGNIZED_CLIENT,
+                          "the bearer token is not the operator's token of this region",
+                          "WWW-Authenticate", "Bearer realm=\"meridian\", error=\"invalid_token\"");
+    }
+    buf b;
+    buf_init(&b);
+    if (strcmp(url, "/metrics") == 0) {
+        metrics_render(h->m, h->api->d, &b);
+        http_server *api = h->role == HTTP_API ? h : h->api_listener;
+        if (api) render_http_metrics(api, &b);
+        return send_buf(h, conn, 200, &b, "text/plain; version=0.0.4", NULL, NULL);
+    }
+    repl_status_json(h->api->repl, &b);
+    return send_buf(h, conn, 200, &b, "application/json", NULL, NULL);
 }
 
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
@@ -326,20 +420,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         buf_puts(&b, ",\"status\":\"ok\",\"version\":\"" MERIDIAN_VERSION "\"}");
         return send_buf(h, conn, 200, &b, "application/json", NULL, NULL);
     }
-    if (strcmp(method, "GET") == 0 && strcmp(url, "/metrics") == 0) {
-        buf b;
-        buf_init(&b);
-        metrics_render(h->m, h->api->d, &b);
-        render_http_metrics(h, &b);
-        return send_buf(h, conn, 200, &b, "text/plain; version=0.0.4", NULL, NULL);
-    }
-    if (strcmp(method, "GET") == 0 && strcmp(url, "/replication/status") == 0) {
-        buf b;
-        buf_init(&b);
-        repl_status_json(h->api->repl, &b);
-        return send_buf(h, conn, 200, &b, "application/json", NULL, NULL);
-    }
-    if (strcmp(method, "POST") == 0) return serve_api(h, conn, url, method, r);
+    if (strcmp(method, "GET") == 0 &&
+        (strcmp(url, "/metrics") == 0 || strcmp(url, "/replication/status") == 0))
+        return serve_operator(h, conn, url);
+    if (h->role == HTTP_API && strcmp(method, "POST") == 0)
+        return serve_api(h, conn, url, method, r);
     buf b;
     buf_init(&b);
     err e;
@@ -430,6 +515,16 @@ http_server *http_start(const http_options *opt, api_server *api, metrics *m, er
     if (!h) abort();
     h->api = api;
     h->m = m;
+    h->role = opt->role;
+    h->api_listener = opt->api_listener;
+    if (opt->admin_token) {
+        unsigned int mdl = 0;
+        if (!EVP_Digest(opt->admin_token, opt->admin_token_len, h->token_digest, &mdl, EVP_sha256(),
+                        NULL) ||
+            mdl != 32)
+            abort();
+        h->has_token = true;
+    }
     h->max_body = opt->max_body;
     h->header_deadline_ms = 2000ull * opt->idle_timeout;
     pthread_mutex_init(&h->conns_mu, NULL);

@@ -1,4 +1,6 @@
-/* metrics.h - Prometheus metrics of one region (served at GET /metrics).
+/* metrics.h - Prometheus metrics of one region (served at GET /metrics, an
+ * operator endpoint behind the admin token or on the admin listener only:
+ * server/http.h).
  *
  * Names (a contract: dashboards and tests read them):
  *   meridian_requests_total{operation,outcome}        counter; outcome is
@@ -12,7 +14,8 @@
  *                                                     gauge, counter (server/http.c)
  *   meridian_replication_conflicts_total{account,table} counter
  *   meridian_tombstones_skipped_total                counter (api/ops_query.c)
- *   meridian_replication_* per peer                   see repl/repl.c
+ *   meridian_replication_* per peer                   see repl/repl.c (pending_entries:
+ *       log positions not yet acknowledged; pending_bytes: an estimate)
  * Updates are lock-free atomic increments; rendering reads them relaxed.
  */
 #ifndef MERIDIAN_METRICS_H

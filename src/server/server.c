@@ -24,6 +24,9 @@
 
 #define CLUSTER_KEY_MIN 16
 #define CLUSTER_KEY_MAX 1024
+#define ADMIN_TOKEN_MIN 16
+#define ADMIN_TOKEN_MAX 1024
+#define ADMIN_MAX_CONNS 64
 
 void server_usage(void)
 {
@@ -35,7 +38,8 @@ void server_usage(void)
             "                      [--idle-timeout SECONDS] [--max-connections N]\n"
             "                      [--max-clock-skew-ms N] [--clock-offset-ms N (tests only)]\n"
             "                      [--log-retention-ms N] [--log-retention-bytes N]\n"
-            "                      [--tombstone-grace-ms N]\n");
+            "                      [--tombstone-grace-ms N]\n"
+            "                      [--admin-listen HOST:PORT] [--admin-token-file FILE]\n");
 }
 
 int parse_host_port(const char *s, char **host, int *port)
@@ -109,6 +113,8 @@ int server_parse_args(int argc, char **argv, server_config *cfg)
         {"log-retention-ms", required_argument, 0, 'R'},
         {"log-retention-bytes", required_argument, 0, 'B'},
         {"tombstone-grace-ms", required_argument, 0, 'G'},
+        {"admin-listen", required_argument, 0, 'A'},
+        {"admin-token-file", required_argument, 0, 'T'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
@@ -169,6 +175,19 @@ int server_parse_args(int argc, char **argv, server_config *cfg)
                 }
             break;
         }
+        case 'A':
+            if (parse_host_port(optarg, &host, &port) < 0) {
+                fprintf(stderr, "meridian serve: --admin-listen expects HOST:PORT, got '%s'\n",
+                        optarg);
+                return -1;
+            }
+            free((char *)cfg->admin_listen_host);
+            cfg->admin_listen_host = host;
+            cfg->admin_listen_port = port;
+            break;
+        case 'T':
+            cfg->admin_token_path = optarg;
+            break;
         case 'c':
             cfg->credentials_path = optarg;
             break;
@@ -266,6 +285,15 @@ int server_parse_args(int argc, char **argv, server_config *cfg)
         fprintf(stderr, "meridian serve: --listen and --peer-listen must differ\n");
         return -1;
     }
+    if (cfg->admin_listen_host && cfg->admin_listen_port != 0 &&
+        ((cfg->admin_listen_port == cfg->listen_port &&
+          strcmp(cfg->admin_listen_host, cfg->listen_host) == 0) ||
+         (cfg->admin_listen_port == cfg->peer_listen_port &&
+          strcmp(cfg->admin_listen_host, cfg->peer_listen_host) == 0))) {
+        fprintf(stderr, "meridian serve: --admin-listen must differ from --listen and "
+                        "--peer-listen\n");
+        return -1;
+    }
     return 0;
 }
 
@@ -273,6 +301,7 @@ void server_config_free(server_config *cfg)
 {
     free((char *)cfg->listen_host);
     free((char *)cfg->peer_listen_host);
+    free((char *)cfg->admin_listen_host);
     for (int i = 0; i < cfg->n_peers; i++) {
         free((char *)cfg->peers[i].name);
         free((char *)cfg->peers[i].host);
@@ -313,6 +342,48 @@ static int check_cluster_key(const char *path, char *key, size_t *key_len)
     return 0;
 }
 
+/* Reads the operator's bearer token (--admin-token-file): 16 to
+ * ADMIN_TOKEN_MAX visible ASCII characters (it travels in an HTTP header),
+ * trailing white space and newlines ignored. */
+static int read_admin_token(const char *path, char *token, size_t *token_len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        fprintf(stderr, "meridian serve: cannot read admin token file %s: %s\n", path,
+                strerror(errno));
+        return -1;
+    }
+    char extra;
+    ssize_t n = read(fd, token, ADMIN_TOKEN_MAX);
+    ssize_t more = n == ADMIN_TOKEN_MAX ? read(fd, &extra, 1) : 0;
+    close(fd);
+    size_t len = n > 0 ? (size_t)n : 0;
+    while (len && (token[len - 1] == '\n' || token[len - 1] == '\r' || token[len - 1] == ' ' ||
+                   token[len - 1] == '\t'))
+        len--;
+    *token_len = len;
+    if (more > 0) {
+        fprintf(stderr, "meridian serve: admin token file %s is longer than %d bytes\n", path,
+                ADMIN_TOKEN_MAX);
+        return -1;
+    }
+    if (len < ADMIN_TOKEN_MIN) {
+        fprintf(stderr,
+                "meridian serve: admin token file %s must hold a token of at least %d characters\n",
+                path, ADMIN_TOKEN_MIN);
+        return -1;
+    }
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)token[i] < 0x21 || (unsigned char)token[i] > 0x7e) {
+            fprintf(stderr,
+                    "meridian serve: admin token file %s: the token must be one line of visible "
+                    "ASCII characters, without spaces\n",
+                    path);
+            return -1;
+        }
+    return 0;
+}
+
 /* File descriptors: RocksDB keeps up to 512 files open (store.c) plus its
  * WAL and logs; the rest may be connections. Raise the soft limit to the hard
  * one, and lower the connection limit if even that is not enough, so that
@@ -349,6 +420,14 @@ int server_run(const server_config *cfg)
     char cluster_key[CLUSTER_KEY_MAX];
     size_t cluster_key_len = 0;
     if (check_cluster_key(cfg->cluster_key_path, cluster_key, &cluster_key_len) < 0) {
+        cred_free(&creds);
+        return 1;
+    }
+    static char admin_token[ADMIN_TOKEN_MAX];
+    size_t admin_token_len = 0;
+    if (cfg->admin_token_path &&
+        read_admin_token(cfg->admin_token_path, admin_token, &admin_token_len) < 0) {
+        memset(cluster_key, 0, sizeof(cluster_key));
         cred_free(&creds);
         return 1;
     }
@@ -402,8 +481,28 @@ int server_run(const server_config *cfg)
         .idle_timeout = cfg->idle_timeout,
         .max_connections = fit_connection_limit(cfg->max_connections),
         .max_body = 16u * 1024 * 1024 + 64 * 1024,
+        .role = HTTP_API,
+        .admin_token = cfg->admin_token_path ? admin_token : NULL,
+        .admin_token_len = admin_token_len,
     };
     http_server *http = http_start(&ho, &api, m, &e);
+    http_server *admin = NULL;
+    if (http && cfg->admin_listen_host) {
+        /* The operator's listener: /health, /metrics, /replication/status. */
+        http_options ao = ho;
+        ao.host = cfg->admin_listen_host;
+        ao.port = cfg->admin_listen_port;
+        ao.max_connections = ADMIN_MAX_CONNS;
+        ao.max_body = 64 * 1024;
+        ao.role = HTTP_ADMIN;
+        ao.api_listener = http;
+        admin = http_start(&ao, &api, m, &e);
+        if (!admin) {
+            http_stop(http);
+            http = NULL;
+        }
+    }
+    memset(admin_token, 0, sizeof(admin_token));
     if (!http) {
         fprintf(stderr, "meridian serve: %s\n", e.msg);
         sigv4_verifier_free(verifier);
@@ -415,16 +514,28 @@ int server_run(const server_config *cfg)
     }
     log_info("serving region %s on %s:%d (data %s, %d peers configured)", cfg->region,
              cfg->listen_host, cfg->listen_port, cfg->data_dir, cfg->n_peers);
+    if (admin)
+        log_info("admin listener on %s:%d: /health, /metrics, /replication/status%s",
+                 cfg->admin_listen_host, cfg->admin_listen_port,
+                 cfg->admin_token_path ? " (bearer token required)" : "");
+    if (cfg->admin_token_path)
+        log_info("/metrics and /replication/status need the bearer token of %s%s",
+                 cfg->admin_token_path, admin ? " on either listener" : " (API listener)");
+    else if (!admin)
+        log_info("/metrics and /replication/status are not served: give --admin-listen "
+                 "and/or --admin-token-file");
 
     int sig = 0;
     while (sigwait(&sigs, &sig) != 0) {
     }
     log_info("received %s: draining", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    if (admin) http_quiesce(admin);
     http_quiesce(http);
     unsigned drain_ms = (cfg->idle_timeout + 1) * 1000u;
     if (drain_ms > 30000) drain_ms = 30000;
     if (http_drain(http, drain_ms) < 0)
         log_warn("requests still in progress after %u ms: closing their connections", drain_ms);
+    http_stop(admin); /* first: it renders the API listener's figures */
     http_stop(http);
     repl_stop(r);
     sigv4_verifier_free(verifier);

@@ -1,9 +1,9 @@
 /* server.h - `meridian serve`: one region process.
  *
  * Owns start-up (command line, credentials, cluster key, data directory),
- * the long-lived objects of the process (db, verifier, metrics, HTTP server)
- * and shutdown: SIGTERM/SIGINT stop accepting connections, let in-flight
- * requests finish, flush and close the database, exit 0.
+ * the long-lived objects of the process (db, verifier, metrics, the HTTP
+ * listeners: API and, with --admin-listen, the operator's) and shutdown: SIGTERM/SIGINT stop
+ * accepting connections, let in-flight requests finish, flush and close the database, exit 0.
  */
 #ifndef MERIDIAN_SERVER_H
 #define MERIDIAN_SERVER_H
@@ -27,6 +27,9 @@ typedef struct server_config {
     int n_peers;
     const char *credentials_path;
     const char *cluster_key_path;
+    const char *admin_listen_host; /* NULL: no admin listener */
+    int admin_listen_port;
+    const char *admin_token_path; /* NULL: no operator token */
     int log_level;
     unsigned idle_timeout;
     unsigned max_connections;

@@ -493,6 +493,28 @@ int store_iter_status(store_iter *it, err *e)
     return 0;
 }
 
+uint64_t store_approximate_bytes(store *s, store_cf cf, const void *lo, size_t lol, const void *hi,
+                                 size_t hil)
+{
+    const char *start = lo, *limit = hi;
+    uint64_t size = 0;
+    char *rerr = NULL;
+    rocksdb_approximate_sizes_cf(s->db, s->cf[cf], 1, &start, &lol, &limit, &hil, &size, &rerr);
+    if (rerr) {
+        free(rerr);
+        return 0;
+    }
+    return size;
+}
+
+uint64_t store_memtable_entries(store *s, store_cf cf)
+{
+    uint64_t active = 0, imm = 0;
+    rocksdb_property_int_cf(s->db, s->cf[cf], "rocksdb.num-entries-active-mem-table", &active);
+    rocksdb_property_int_cf(s->db, s->cf[cf], "rocksdb.num-entries-imm-mem-tables", &imm);
+    return active + imm;
+}
+
 uint64_t store_disk_bytes(store *s)
 {
     uint64_t total = 0;

@@ -110,6 +110,16 @@ int store_iter_status(store_iter *it, err *e);
 
 /* Approximate bytes on disk (SST + WAL) for metrics. */
 uint64_t store_disk_bytes(store *s);
+/* RocksDB's estimate of the bytes the keys in [lo, hi) of one column family
+ * take in SST files (rocksdb_approximate_sizes_cf: from the files' indexes,
+ * without reading the range, so the cost does not grow with it). Keys still
+ * only in the memtables are not counted (see store_memtable_entries). 0 if
+ * it cannot tell. */
+uint64_t store_approximate_bytes(store *s, store_cf cf, const void *lo, size_t lol, const void *hi,
+                                 size_t hil);
+/* The entries in one column family's memtables (active and immutable: not
+ * yet in SST files), from RocksDB's counters. */
+uint64_t store_memtable_entries(store *s, store_cf cf);
 
 /* Failed writes so far; whether the last write failed; whether it failed
  * because the disk is full (ENOSPC). For metrics. */

@@ -6,7 +6,9 @@ stderr goes to a log file whose tail is printed when a test fails.
 `client()` returns a boto3 DynamoDB client for it (retries disabled, short
 timeouts), `aws()` runs the aws cli against it, and `raw_request()` sends a
 hand-made (optionally SigV4-signed) HTTP request and returns status, headers
-and body untouched.
+and body untouched. Every Server has an operator token (--admin-token-file,
+`server.admin_token_path`): `operator_get()` and `scrape_metrics()` send it
+as `Authorization: Bearer` to read /metrics and /replication/status.
 
 Environment:
   MERIDIAN_BIN            the meridian binary (default: ../../build/meridian)
@@ -124,11 +126,11 @@ def free_port():
         return s.getsockname()[1]
 
 
-def http_get(host, port, path, timeout=5.0):
+def http_get(host, port, path, timeout=5.0, headers=None):
     """GET over loopback; returns (status, headers dict lower-cased, body bytes)."""
     conn = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
-        conn.request("GET", path)
+        conn.request("GET", path, headers=headers or {})
         resp = conn.getresponse()
         body = resp.read()
         return resp.status, {k.lower(): v for k, v in resp.getheaders()}, body
@@ -175,8 +177,15 @@ class Server:
 
     def __init__(self, name="meridian", region=DEFAULT_REGION, credentials=DEFAULT_CREDENTIALS,
                  idle_timeout=None, max_connections=None, log_level=None, extra_args=(),
-                 credentials_text=None):
+                 credentials_text=None, admin_token=True, admin_listen=False):
+        """admin_token: pass --admin-token-file (a random token in the
+        server's directory); admin_listen: also an admin listener
+        (--admin-listen) on a free port, server.admin_port."""
         self.name = name
+        self.use_admin_token = admin_token
+        self.admin_listen = admin_listen
+        self.admin_port = None
+        self.admin_token = "it-operator-token-" + base64.b16encode(os.urandom(16)).decode().lower()
         self.region = region
         self.credentials = list(credentials)
         self.credentials_text = credentials_text
@@ -192,6 +201,7 @@ class Server:
         self.log_path = os.path.join(self.root, "stderr.log")
         self.cred_path = os.path.join(self.root, "credentials")
         self.cluster_key_path = os.path.join(self.root, "cluster.key")
+        self.admin_token_path = os.path.join(self.root, "admin.token")
         self.port = None
         self.peer_port = None
         self._log = None
@@ -219,6 +229,13 @@ class Server:
         with open(self.cluster_key_path, "w") as f:
             f.write("integration-test-cluster-key-%d\n" % os.getpid())
         os.chmod(self.cluster_key_path, 0o600)
+        with open(self.admin_token_path, "w") as f:
+            f.write(self.admin_token + "\n")
+        os.chmod(self.admin_token_path, 0o600)
+
+    def admin_headers(self):
+        """The header that carries the operator's token."""
+        return {"Authorization": "Bearer " + self.admin_token}
 
     @property
     def endpoint(self):
@@ -244,6 +261,10 @@ class Server:
             cmd += ["--idle-timeout", str(self.idle_timeout)]
         if self.max_connections is not None:
             cmd += ["--max-connections", str(self.max_connections)]
+        if self.use_admin_token:
+            cmd += ["--admin-token-file", self.admin_token_path]
+        if self.admin_listen:
+            cmd += ["--admin-listen", "127.0.0.1:%d" % self.admin_port]
         return list(self.wrapper) + cmd + self.extra_args
 
     # -- lifecycle ----------------------------------------------------------
@@ -267,6 +288,10 @@ class Server:
                 self.peer_port = free_port()
                 while self.peer_port == self.port:
                     self.peer_port = free_port()
+            if self.admin_listen and (new_ports or self.admin_port is None):
+                self.admin_port = free_port()
+                while self.admin_port in (self.port, self.peer_port):
+                    self.admin_port = free_port()
             self._log = open(self.log_path, "ab")
             self._log.write(("\n===== start #%d: %s\n" % (self.starts + 1, " ".join(self.command()))).encode())
             self._log.flush()
@@ -838,9 +863,16 @@ _METRIC_SAMPLE = _re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)(\s
 _METRIC_LABEL = _re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
 
 
+def operator_get(server, path, port=None, timeout=5.0):
+    """GET of an operator endpoint (/metrics, /replication/status) of server
+    with its operator token, on its API port (or `port`): (status, headers, body)."""
+    return http_get(server.host, port or server.port, path, timeout=timeout,
+                    headers=server.admin_headers())
+
+
 def scrape_metrics(server):
     """GET /metrics of server: (samples [(name, labels dict, float)], {name: TYPE})."""
-    status, _, body = http_get(server.host, server.port, "/metrics")
+    status, _, body = operator_get(server, "/metrics")
     if status != 200:
         raise AssertionError("/metrics answered %d: %r" % (status, body[:200]))
     samples, types = [], {}

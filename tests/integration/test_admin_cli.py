@@ -93,10 +93,11 @@ class AdminCommandsTest(unittest.TestCase):
 
     def test_4_status_shows_links_and_replicas(self):
         # Links cut by the earlier tests reconnect with a backoff of up to 2 s.
-        ep = self.cluster[self.names[0]].endpoint
-        wait_until(lambda: self.run_cmd("status", "--endpoint", ep)[1].count(" up ") == 2, 30,
+        srv = self.cluster[self.names[0]]
+        args = ("status", "--endpoint", srv.endpoint, "--admin-token-file", srv.admin_token_path)
+        wait_until(lambda: self.run_cmd(*args)[1].count(" up ") == 2, 30,
                    what="both links of %s to be up" % self.names[0])
-        rc, out, err = self.run_cmd("status", "--endpoint", ep)
+        rc, out, err = self.run_cmd(*args)
         self.assertEqual(rc, 0, out + err)
         self.assertIn("region %s" % self.names[0], out)
         for n in self.names[1:]:

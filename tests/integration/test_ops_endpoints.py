@@ -1,8 +1,8 @@
 """Operational endpoints: GET /health (JSON region/status/version, no
-authentication) and GET /metrics (Prometheus text: meridian_requests_total
-counters by operation and outcome that count requests exactly, the
-meridian_request_duration_seconds histogram, and the meridian_items_stored
-and meridian_bytes_stored gauges).
+authentication) and GET /metrics (with the operator's bearer token;
+Prometheus text: meridian_requests_total counters by operation and outcome
+that count requests exactly, the meridian_request_duration_seconds
+histogram, and the meridian_items_stored and meridian_bytes_stored gauges).
 """
 
 import json
@@ -34,7 +34,7 @@ def tearDownModule():
 
 
 def scrape():
-    status, headers, body = harness.http_get(server.host, server.port, "/metrics")
+    status, headers, body = harness.operator_get(server, "/metrics")
     assert status == 200, (status, body[:200])
     samples = []
     types = {}
@@ -170,9 +170,11 @@ class MetricsTest(harness.TestCase):
         self.assertGreaterEqual(items, 10)
         self.assertGreaterEqual(size, 10 * 1000)
 
-    def test_endpoints_need_no_signature_but_api_does(self):
-        status, _, _ = harness.http_get(server.host, server.port, "/metrics")
+    def test_endpoints_need_the_token_not_a_signature_but_api_does(self):
+        status, _, _ = harness.operator_get(server, "/metrics")
         self.assertEqual(status, 200)
+        status, _, _ = harness.http_get(server.host, server.port, "/metrics")
+        self.assertEqual(status, 401)
         resp = harness.raw_request(server, "ListTables", b"{}", sign=False)
         self.assertEqual(resp.status, 400)
         self.assertEqual(harness.error_type(resp), "MissingAuthenticationTokenException")

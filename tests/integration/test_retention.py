@@ -38,7 +38,7 @@ class RetentionReseedTest(unittest.TestCase):
             srv = cluster[src]
 
             def collected():
-                _, _, body = harness.http_get(srv.host, srv.port, "/replication/status")
+                _, _, body = harness.operator_get(srv, "/replication/status")
                 st = json.loads(body)
                 return st["log_first"] >= st["log_position"] - 1
 

@@ -2139,13 +2139,13 @@ static void test_conflict_rule(void **state)
     assert_memory_equal(after.data, before.data, before.len);
     assert_int_equal(atomic_load(&o.t->conflicts), 1);
     db_conflict c[8];
-    assert_int_equal(db_recent_conflicts(o.n.d, ACCOUNT, "orders", c, 8), 1);
+    assert_int_equal(db_recent_conflicts(o.n.d, ACCOUNT, "orders", c, 8, &a), 1);
     assert_int_equal(c[0].winner_ts, local.ts);
     assert_string_equal(c[0].winner_origin, "eu-west-1");
     assert_int_equal(c[0].loser_ts, local.ts - 1);
     assert_string_equal(c[0].loser_origin, "us-east-1");
     assert_string_equal(c[0].key, "{\"S\":\"k1\"}");
-    assert_int_equal(db_recent_conflicts(o.n.d, ACCOUNT, "other", c, 8), 0);
+    assert_int_equal(db_recent_conflicts(o.n.d, ACCOUNT, "other", c, 8, &a), 0);
     /* Equal timestamps: the region name decides ("ap-south-1" < "eu-west-1"). */
     repl_entry tie = mk_entry(&a, REPL_PUT, "k1", local.ts, "ap-south-1", 0, "", 8);
     apply1(&o, "ap-south-1", &tie, 1, 0, &st);
@@ -2176,7 +2176,7 @@ static void test_conflict_rule(void **state)
     apply1(&o, "us-east-1", &s4, 1, 6, &st);
     assert_int_equal(st.applied, 1);
     assert_int_equal(atomic_load(&o.t->conflicts), 3);
-    assert_int_equal(db_recent_conflicts(o.n.d, ACCOUNT, "orders", c, 8), 3);
+    assert_int_equal(db_recent_conflicts(o.n.d, ACCOUNT, "orders", c, 8, &a), 3);
     /* Newest first. */
     assert_int_equal(c[0].winner_ts, base + 300);
     assert_string_equal(c[0].winner_origin, "us-east-1");
@@ -2185,12 +2185,67 @@ static void test_conflict_rule(void **state)
     assert_string_equal(c[1].loser_origin, "ap-south-1");
     assert_string_equal(c[2].loser_origin, "us-east-1");
     /* Only the most recent `max` are returned. */
-    assert_int_equal(db_recent_conflicts(o.n.d, ACCOUNT, "orders", c, 2), 2);
+    assert_int_equal(db_recent_conflicts(o.n.d, ACCOUNT, "orders", c, 2, &a), 2);
     assert_int_equal(c[0].winner_ts, base + 300);
 
     buf_free(&k1);
     buf_free(&before);
     buf_free(&after);
+    arena_free(&a);
+    one_close(&o);
+}
+
+/* A conflict's partition key is kept whole, whatever its length and its
+ * characters, and listed as valid JSON (it was cut at 255 bytes, in the
+ * middle of a string or of a UTF-8 sequence); overwritten ring entries free
+ * their keys (ASan, valgrind). */
+static void test_conflict_long_key(void **state)
+{
+    (void)state;
+    static one o;
+    one_open(&o, "eu-west-1");
+    arena a;
+    arena_init(&a);
+    static const char *const part[] = {
+        "\"", "\\", "\x01", "\xc3\xa9", "\xe2\x98\x83", "\xf0\x9d\x84\x9e", "k"};
+    static const char *const esc[] = {
+        "\\\"", "\\\\", "\\u0001", "\xc3\xa9", "\xe2\x98\x83", "\xf0\x9d\x84\x9e", "k"};
+    char pk[1001];
+    size_t len = 0;
+    buf want;
+    buf_init(&want);
+    buf_puts(&want, "{\"S\":\"");
+    for (size_t i = 0; len + 4 < sizeof(pk) - 1; i++) {
+        size_t n = strlen(part[i % 7]);
+        memcpy(pk + len, part[i % 7], n);
+        len += n;
+        buf_puts(&want, esc[i % 7]);
+    }
+    pk[len] = '\0';
+    buf_puts(&want, "\"}");
+    assert_true(len > 990);
+
+    mv_member m[3] = {{"pk", 2, str_v(&a, pk)}, {"sk", 2, num_v(&a, 1)}, {"v", 1, num_v(&a, 1)}};
+    put_item(&o.n, o.t, m[0].value, m[1].value, mv_new_map(&a, m, 3));
+    version local = version_of(&o, pk);
+    assert_true(local.exists);
+    db_apply_stats st;
+    for (int i = 0; i < DB_CONFLICTS_KEPT + 3; i++) {
+        repl_entry old =
+            mk_entry(&a, REPL_PUT, pk, local.ts - 1 - (uint64_t)i, "us-east-1", 0, "", i);
+        apply1(&o, "us-east-1", &old, 1, (uint64_t)i + 1, &st);
+        assert_int_equal(st.lost, 1);
+        if (i == 0 || i == DB_CONFLICTS_KEPT + 2) {
+            db_conflict c[2];
+            assert_int_equal(db_recent_conflicts(o.n.d, ACCOUNT, "orders", c, 2, &a),
+                             i == 0 ? 1 : 2);
+            assert_non_null(c[0].key);
+            assert_string_equal(c[0].key, (char *)want.data);
+            assert_int_equal(c[0].loser_ts, local.ts - 1 - (uint64_t)i);
+        }
+    }
+    assert_int_equal(atomic_load(&o.t->conflicts), DB_CONFLICTS_KEPT + 3);
+    buf_free(&want);
     arena_free(&a);
     one_close(&o);
 }
@@ -2966,6 +3021,7 @@ int main(void)
         cmocka_unit_test(test_rlog_watermark),
         cmocka_unit_test(test_version_cmp),
         cmocka_unit_test(test_db_open_allocates_conflict_ring),
+        cmocka_unit_test(test_conflict_long_key),
         cmocka_unit_test(test_rlog_safe_point),
         cmocka_unit_test_teardown(test_conflict_rule, cleanup_nodes),
         cmocka_unit_test_teardown(test_duplicate_apply_is_noop, cleanup_nodes),
