@@ -1049,10 +1049,13 @@ static void conn_unlock(repl *r)
     pthread_mutex_unlock(&r->conn_mu);
 }
 
-/* Only the holder reads these fields (a thread that does not hold conn_mu
- * fails the assertion, whatever it reads). */
-#define assert_conn_locked(r)                                                                      \
-    assert((r)->conn_mu_held &&pthread_equal((r)->conn_mu_owner, pthread_self()))
+/* conn_mu is held by the calling thread. (Only the holder reads these
+ * fields; a thread that does not hold it fails, whatever it reads.) */
+static void assert_conn_locked(const repl *r)
+{
+    assert(r->conn_mu_held && pthread_equal(r->conn_mu_owner, pthread_self()));
+    (void)r;
+}
 
 /* The pools' invariants (debug builds; conn_mu held). */
 static void conns_check(repl *r)
