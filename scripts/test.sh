@@ -41,7 +41,8 @@ echo "== tests under ThreadSanitizer"
 # replication senders and receivers, replicas added and removed while they
 # run, the log and tombstone collectors, shutdown while all of them run):
 # test_replication, test_partition, test_tombstones, test_replica_changes,
-# test_replica_removal, test_retention, test_batch, test_items, test_crash.
+# test_replica_removal, test_retention, test_batch, test_items, test_crash,
+# test_peer_port (the peer port's connection pools under floods).
 # The other suites drive one connection at a time through request parsing and
 # validation, which the ASan run covers (and test_hostile's 10000 idle
 # connections are 10000 threads, more than TSan can map). All of ctest under
@@ -66,7 +67,7 @@ tsan_supp="$PWD/tests/tsan.supp"
     TSAN_OPTIONS="halt_on_error=1:exitcode=66:detect_deadlocks=0:suppressions=$tsan_supp" \
     MERIDIAN_SIM_SEEDS=2 \
     ctest --output-on-failure -j3 \
-          -R '^(unit\.test_(repl_core|repl_wire|sigv4|log)|integration\.test_(replication|partition|tombstones|replica_changes|replica_removal|retention|batch|items|crash))$')
+          -R '^(unit\.test_(repl_core|repl_wire|sigv4|log)|integration\.test_(replication|partition|tombstones|replica_changes|replica_removal|retention|batch|items|crash|peer_port))$')
 
 echo "== fuzzing (libFuzzer, 60 s per target)"
 bash scripts/fuzz.sh 60

@@ -27,6 +27,7 @@
 #include "repl/repl.h"
 
 #include <arpa/inet.h>
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -45,14 +46,22 @@
 #include "repl/wire.h"
 #include "util/log.h"
 
-#define SEND_WINDOW         16
-#define SEND_BATCH_ENTRIES  512
-#define SEND_BATCH_BYTES    (1u << 20)
-#define IO_TIMEOUT_MS       15000
-#define HEARTBEAT_MS        1000
-#define RECV_IDLE_LIMIT_MS  30000
-#define BACKOFF_MAX_MS      2000
-#define MAX_CONNS           64
+#define SEND_WINDOW        16
+#define SEND_BATCH_ENTRIES 512
+#define SEND_BATCH_BYTES   (1u << 20)
+#define IO_TIMEOUT_MS      15000
+#define HEARTBEAT_MS       1000
+#define RECV_IDLE_LIMIT_MS 30000
+#define BACKOFF_MAX_MS     2000
+/* Inbound connections before authentication (the handshake): a bounded pool,
+ * shared fairly between source addresses, and a short deadline. Once
+ * authenticated, a connection holds its source region's own slot
+ * (source_state.link) instead, so connections that prove nothing never keep
+ * a configured peer out. See accept_conn. */
+#define PREAUTH_MAX         32   /* inbound connections in their handshake at once */
+#define PREAUTH_PER_ADDR    8    /* ... of them from one address (IPv6: one /64) */
+#define PREAUTH_TIMEOUT_MS  3000 /* an inbound handshake, from accept to START */
+#define ACCEPT_BACKOFF_MS   100  /* accept loop pause when out of descriptors, no spare */
 #define BACKFILL_PREFIX     "backfill/"
 #define CLAIM_KEY_PREFIX    "repl/claim/"
 #define GC_ERR_LOG_MS       10000  /* at most one background-failure warning per 10 s */
@@ -67,16 +76,20 @@ static const double lat_le[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
 /* Why an inbound replication connection was refused or closed
  * (meridian_replication_refused_total{reason}). */
 typedef enum refuse_reason {
-    REFUSE_AUTH,           /* the peer did not prove the cluster key, or refused ours */
-    REFUSE_UNKNOWN_REGION, /* proven, but not a region configured as a peer here */
-    REFUSE_PROTOCOL,       /* malformed or unexpected frames, before or after the handshake */
-    REFUSE_INCOMPLETE,     /* the peer went silent or away during the handshake */
-    REFUSE_LIMIT,          /* more inbound connections than MAX_CONNS */
+    REFUSE_AUTH,              /* the peer did not prove the cluster key, or refused ours */
+    REFUSE_UNKNOWN_REGION,    /* proven, but not a region configured as a peer here */
+    REFUSE_PROTOCOL,          /* malformed or unexpected frames, before or after the handshake */
+    REFUSE_INCOMPLETE,        /* the peer went away during the handshake */
+    REFUSE_LIMIT,             /* no descriptor or thread for it (EMFILE, ENFILE, ...) */
+    REFUSE_PREAUTH_LIMIT,     /* unauthenticated, and PREAUTH_MAX were: made room for a newer one */
+    REFUSE_ADDRESS_LIMIT,     /* unauthenticated, and PREAUTH_PER_ADDR were from its address */
+    REFUSE_HANDSHAKE_TIMEOUT, /* not authenticated within PREAUTH_TIMEOUT_MS of accept */
     N_REFUSE
 } refuse_reason;
 
-static const char *const refuse_names[N_REFUSE] = {"auth", "unknown_region", "protocol",
-                                                   "incomplete", "limit"};
+static const char *const refuse_names[N_REFUSE] = {
+    "auth",  "unknown_region", "protocol",      "incomplete",
+    "limit", "preauth_limit",  "address_limit", "handshake_timeout"};
 
 /* Background work, on its own thread (gc_main): each task runs every
  * `period_ms`, and its runs, failures and time spent are metrics
@@ -130,15 +143,30 @@ typedef struct source_state {
     _Atomic uint64_t claim_ts;       /* every write of the source stamped <= this is here */
     _Atomic uint64_t frontier;       /* the source's applied frontier, as it reported */
     uint64_t conn_gen; /* under apply_mu: the newest inbound connection from the source */
+    struct conn *link; /* under repl.conn_mu: its authenticated connection (CONN_PEER) */
 } source_state;
+
+/* An inbound connection's place (repl.conn_mu guards state, fd and the list):
+ *   CONN_PREAUTH --handshake done--> CONN_PEER (its source's link)
+ *   CONN_PREAUTH --evicted by accept_conn--> CONN_CLOSING (socket shut down)
+ *   CONN_PEER --a newer link from the same region--> CONN_CLOSING
+ *   any --its thread ends (conn_finish: socket closed)--> CONN_DONE (joined, freed)
+ * Only the connection's own thread closes its socket, setting fd to -1 under
+ * conn_mu, so others may shut it down under conn_mu while fd >= 0. Only the
+ * accept thread (or repl_stop once it has ended) joins and frees. */
+typedef enum conn_state { CONN_PREAUTH, CONN_PEER, CONN_CLOSING, CONN_DONE } conn_state;
 
 typedef struct conn {
     repl *r;
+    struct conn *next;
     int fd;
+    conn_state state;
+    source_state *src;    /* CONN_PEER: whose link it is */
+    uint64_t seq;         /* accept order: the oldest is evicted first */
+    uint64_t accepted_ms; /* monotonic; the handshake must end by + PREAUTH_TIMEOUT_MS */
+    uint8_t host[16];     /* source address (IPv4 mapped; IPv6: its /64), for the limits */
     char addr[INET6_ADDRSTRLEN + 8]; /* the peer's address and port, for messages */
     pthread_t thread;
-    _Atomic bool done;
-    bool used;
 } conn;
 
 struct repl {
@@ -156,7 +184,13 @@ struct repl {
     gc_task gc[N_GC_TASKS]; /* its statistics, per task */
     _Atomic bool running;
     pthread_mutex_t conn_mu;
-    conn conns[MAX_CONNS];
+    pthread_t conn_mu_owner; /* for assert_conn_locked */
+    bool conn_mu_held;
+    conn *conns;       /* under conn_mu: every inbound connection not yet joined */
+    size_t n_preauth;  /* under conn_mu: of them in CONN_PREAUTH (<= PREAUTH_MAX) */
+    uint64_t conn_seq; /* accept thread: accept order */
+    int spare_fd;      /* accept thread: closed to accept and refuse when out of descriptors */
+    _Atomic uint64_t nofile_logged_ms; /* last "out of descriptors" warning without a spare */
     _Atomic uint64_t kick_gen;
     uint64_t retention_ms;    /* log entries older than this are collected (0: no limit) */
     uint64_t retention_bytes; /* the log is kept below this size (0: no limit) */
@@ -1078,6 +1112,108 @@ static void note_refused(repl *r, refuse_reason why, const char *addr, const cha
               refuse_names[why], msg);
 }
 
+static void conn_lock(repl *r)
+{
+    pthread_mutex_lock(&r->conn_mu);
+    r->conn_mu_owner = pthread_self();
+    r->conn_mu_held = true;
+}
+
+static void conn_unlock(repl *r)
+{
+    r->conn_mu_held = false;
+    pthread_mutex_unlock(&r->conn_mu);
+}
+
+/* conn_mu is held by the calling thread. (Only the holder reads these
+ * fields; a thread that does not hold it fails, whatever it reads.) */
+static void assert_conn_locked(const repl *r)
+{
+    assert(r->conn_mu_held && pthread_equal(r->conn_mu_owner, pthread_self()));
+    (void)r;
+}
+
+/* The pools' invariants (debug builds; conn_mu held). */
+static void conns_check(repl *r)
+{
+#ifndef NDEBUG
+    assert_conn_locked(r);
+    size_t preauth = 0;
+    for (conn *c = r->conns; c; c = c->next) {
+        if (c->state == CONN_PREAUTH) {
+            preauth++;
+            assert(c->fd >= 0);
+        }
+        if (c->state == CONN_PEER) assert(c->src && c->src->link == c && c->fd >= 0);
+        if (c->state == CONN_DONE) assert(c->fd < 0);
+    }
+    assert(preauth == r->n_preauth && preauth <= PREAUTH_MAX);
+    for (size_t i = 0; i < r->n_peers; i++) {
+        conn *l = r->sources[i].link;
+        assert(!l || (l->state == CONN_PEER && l->src == &r->sources[i]));
+    }
+#else
+    (void)r;
+#endif
+}
+
+/* The handshake of cn proved the cluster key and a configured region: cn
+ * leaves the pre-authentication pool and becomes src's link, replacing (and
+ * shutting down) the older one, whose sender has given up on it. False if cn
+ * was evicted meanwhile (its socket is shut down: the peer reconnects). */
+static bool conn_authenticated(repl *r, conn *cn, source_state *src)
+{
+    conn_lock(r);
+    bool ok = cn->state == CONN_PREAUTH;
+    if (ok) {
+        assert(r->n_preauth > 0);
+        r->n_preauth--;
+        conn *old = src->link;
+        if (old) {
+            assert(old != cn && old->state == CONN_PEER && old->fd >= 0);
+            old->state = CONN_CLOSING;
+            shutdown(old->fd, SHUT_RDWR);
+        }
+        src->link = cn;
+        cn->src = src;
+        cn->state = CONN_PEER;
+    } else {
+        assert(cn->state == CONN_CLOSING);
+    }
+    conns_check(r);
+    conn_unlock(r);
+    return ok;
+}
+
+/* Was cn evicted from the pool or replaced by a newer link? */
+static bool conn_closing(repl *r, conn *cn)
+{
+    conn_lock(r);
+    bool closing = cn->state == CONN_CLOSING;
+    conn_unlock(r);
+    return closing;
+}
+
+/* The end of cn's thread: it leaves its pool and closes its socket. */
+static void conn_finish(repl *r, conn *cn)
+{
+    conn_lock(r);
+    assert(cn->state != CONN_DONE && cn->fd >= 0);
+    if (cn->state == CONN_PREAUTH) {
+        assert(r->n_preauth > 0);
+        r->n_preauth--;
+    } else if (cn->state == CONN_PEER) {
+        assert(cn->src->link == cn);
+        cn->src->link = NULL;
+    }
+    int fd = cn->fd;
+    cn->fd = -1;
+    cn->state = CONN_DONE;
+    conns_check(r);
+    conn_unlock(r);
+    close(fd);
+}
+
 static void *receiver_main(void *arg)
 {
     conn *cn = arg;
@@ -1088,18 +1224,30 @@ static void *receiver_main(void *arg)
     hs_ctx hc = {.r = r};
     repl_server_hooks hooks = {
         .ctx = &hc, .accept_region = hook_accept, .position_for = hook_position};
-    if (repl_handshake_server(cn->fd, r->key, r->key_len, r->region, &hooks, peer, IO_TIMEOUT_MS,
-                              &e) < 0) {
-        if (!atomic_load(&r->running)) goto done;
+    /* The whole handshake, counted from accept: a peer proves the key in two
+     * round trips, so a connection that has not by then is not one. */
+    uint64_t deadline = cn->accepted_ms + PREAUTH_TIMEOUT_MS, now = hlc_mono_ms();
+    int left = now < deadline ? (int)(deadline - now) : 1;
+    if (repl_handshake_server(cn->fd, r->key, r->key_len, r->region, &hooks, peer, left, &e) < 0) {
+        /* An evicted connection was counted by the one that evicted it. */
+        if (!atomic_load(&r->running) || conn_closing(r, cn)) goto done;
         refuse_reason why = hc.region_refused             ? REFUSE_UNKNOWN_REGION
                             : e.code == ERR_ACCESS_DENIED ? REFUSE_AUTH
                             : e.code == ERR_UNAVAILABLE   ? REFUSE_INCOMPLETE
                                                           : REFUSE_PROTOCOL;
-        note_refused(r, why, cn->addr, NULL, e.msg);
+        if (why == REFUSE_INCOMPLETE && hlc_mono_ms() >= deadline) {
+            why = REFUSE_HANDSHAKE_TIMEOUT;
+            char msg[sizeof(e.msg) + 64];
+            snprintf(msg, sizeof(msg), "not authenticated within %d ms of accept (%s)",
+                     PREAUTH_TIMEOUT_MS, e.msg);
+            note_refused(r, why, cn->addr, NULL, msg);
+        } else {
+            note_refused(r, why, cn->addr, NULL, e.msg);
+        }
         goto done;
     }
     source_state *src = source_of(r, peer);
-    if (!src) goto done;
+    if (!src || !conn_authenticated(r, cn, src)) goto done;
     pthread_mutex_lock(&src->apply_mu);
     uint64_t gen = ++src->conn_gen;
     pthread_mutex_unlock(&src->apply_mu);
@@ -1175,28 +1323,59 @@ static void *receiver_main(void *arg)
     if (failed && atomic_load(&r->running)) {
         if (e.code == ERR_VALIDATION)
             note_refused(r, REFUSE_PROTOCOL, cn->addr, peer, e.msg);
+        else if (conn_closing(r, cn))
+            log_info("replication from %s at %s replaced by a newer connection", peer, cn->addr);
         else if (!logged)
             log_info("replication from %s at %s ended: %s", peer, cn->addr, e.msg);
     }
 done:
-    close(cn->fd);
-    atomic_store(&cn->done, true);
+    conn_finish(r, cn);
     return NULL;
 }
 
+/* Joins and frees the connections whose threads have ended; with `all`
+ * (repl_stop, the accept thread has ended) shuts every other one down first
+ * and waits for it. Only the thread calling this changes the list's links, so
+ * it may walk the list with conn_mu released (threads take it to finish). */
 static void reap_conns(repl *r, bool all)
 {
-    pthread_mutex_lock(&r->conn_mu);
-    for (size_t i = 0; i < MAX_CONNS; i++) {
-        conn *c = &r->conns[i];
-        if (!c->used) continue;
-        if (all && !atomic_load(&c->done)) shutdown(c->fd, SHUT_RDWR);
-        if (all || atomic_load(&c->done)) {
+    if (all) {
+        conn_lock(r);
+        for (conn *c = r->conns; c; c = c->next)
+            if (c->state != CONN_DONE) shutdown(c->fd, SHUT_RDWR);
+        conn_unlock(r);
+        for (conn *c = r->conns; c; c = c->next)
             pthread_join(c->thread, NULL);
-            c->used = false;
+        conn_lock(r);
+        while (r->conns) {
+            conn *c = r->conns;
+            assert(c->state == CONN_DONE);
+            r->conns = c->next;
+            free(c);
+        }
+        conns_check(r);
+        conn_unlock(r);
+        return;
+    }
+    conn *ended = NULL;
+    conn_lock(r);
+    for (conn **pp = &r->conns; *pp;) {
+        conn *c = *pp;
+        if (c->state == CONN_DONE) {
+            *pp = c->next;
+            c->next = ended;
+            ended = c;
+        } else {
+            pp = &c->next;
         }
     }
-    pthread_mutex_unlock(&r->conn_mu);
+    conn_unlock(r);
+    while (ended) {
+        conn *c = ended;
+        ended = c->next;
+        pthread_join(c->thread, NULL);
+        free(c);
+    }
 }
 
 /* Retention may not cut the writes of a departed table (this region's
@@ -1416,9 +1595,6 @@ static void *gc_main(void *arg)
     return NULL;
 }
 
-#define STR(x)  #x
-#define XSTR(x) STR(x)
-
 /* "host:port" of an accepted connection ("?" if unknown). */
 static void format_addr(const struct sockaddr_storage *sa, char *out, size_t cap)
 {
@@ -1436,45 +1612,216 @@ static void format_addr(const struct sockaddr_storage *sa, char *out, size_t cap
     snprintf(out, cap, sa->ss_family == AF_INET6 ? "[%s]:%d" : "%s:%d", host, port);
 }
 
+/* The source address a connection counts against for PREAUTH_PER_ADDR: IPv4
+ * (also when IPv4-mapped) as ::ffff:a.b.c.d, IPv6 by its /64 (a host's share
+ * of a network; anything finer costs an attacker nothing). */
+static void host_key(const struct sockaddr_storage *sa, uint8_t out[16])
+{
+    memset(out, 0, 16);
+    if (sa->ss_family == AF_INET) {
+        out[10] = out[11] = 0xff;
+        memcpy(out + 12, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+    } else if (sa->ss_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        memcpy(out, a->s6_addr, IN6_IS_ADDR_V4MAPPED(a) ? 16 : 8);
+    }
+}
+
+static size_t preauth_from(repl *r, const uint8_t host[16])
+{
+    assert_conn_locked(r);
+    size_t n = 0;
+    for (conn *c = r->conns; c; c = c->next)
+        if (c->state == CONN_PREAUTH && memcmp(c->host, host, 16) == 0) n++;
+    return n;
+}
+
+/* The unauthenticated connection that makes room for a new one from `host`,
+ * or NULL if there is room: the oldest from host if it has PREAUTH_PER_ADDR
+ * already; else, with the pool full, the oldest of the address holding the
+ * most. So a flood from some addresses only ever pushes out its own older
+ * connections (and from the pool, those of addresses holding as many), while
+ * a peer connecting from another address has its handshake's time. */
+static conn *preauth_victim(repl *r, const uint8_t host[16], refuse_reason *why)
+{
+    assert_conn_locked(r);
+    conn *victim = NULL;
+    size_t most = 0;
+    for (conn *c = r->conns; c; c = c->next)
+        if (c->state == CONN_PREAUTH && memcmp(c->host, host, 16) == 0 &&
+            (!victim || c->seq < victim->seq))
+            victim = c;
+    if (victim && preauth_from(r, host) >= PREAUTH_PER_ADDR) {
+        *why = REFUSE_ADDRESS_LIMIT;
+        return victim;
+    }
+    if (r->n_preauth < PREAUTH_MAX) return NULL;
+    victim = NULL;
+    for (conn *c = r->conns; c; c = c->next) {
+        if (c->state != CONN_PREAUTH) continue;
+        size_t n = preauth_from(r, c->host);
+        if (n > most || (n == most && c->seq < victim->seq)) {
+            most = n;
+            victim = c;
+        }
+    }
+    assert(victim);
+    *why = REFUSE_PREAUTH_LIMIT;
+    return victim;
+}
+
+/* Out of file descriptors (EMFILE/ENFILE): the pending connection would keep
+ * the listening socket readable, and the loop spinning. Close the spare
+ * descriptor to accept it, close it at once (counted, reason "limit"), take
+ * the spare again; without a spare, pause accepting for a moment instead. */
+static void refuse_no_descriptor(repl *r, int err_no)
+{
+    if (r->spare_fd >= 0) {
+        close(r->spare_fd);
+        struct sockaddr_storage sa;
+        socklen_t salen = sizeof(sa);
+        int fd = accept4(r->listen_fd, (struct sockaddr *)&sa, &salen, SOCK_CLOEXEC);
+        int accept_errno = errno;
+        if (fd >= 0) close(fd);
+        r->spare_fd = fcntl(r->listen_fd, F_DUPFD_CLOEXEC, 0);
+        if (fd >= 0) {
+            char addr[INET6_ADDRSTRLEN + 8], msg[160];
+            format_addr(&sa, addr, sizeof(addr));
+            snprintf(msg, sizeof(msg), "out of file descriptors (%s): closed at once",
+                     strerror(err_no));
+            note_refused(r, REFUSE_LIMIT, addr, NULL, msg);
+            return;
+        }
+        if (accept_errno == EAGAIN || accept_errno == EWOULDBLOCK) return; /* it went away */
+    }
+    if (log_every(&r->nofile_logged_ms, REFUSED_LOG_MS))
+        log_warn("cannot accept replication connections: %s (pausing %d ms)", strerror(err_no),
+                 ACCEPT_BACKOFF_MS);
+    sleep_ms(ACCEPT_BACKOFF_MS);
+}
+
+/* Errors of accept() that concern one pending connection (now gone) or none. */
+static bool accept_error_passes(int err_no)
+{
+    switch (err_no) {
+    case EAGAIN:
+#if EWOULDBLOCK != EAGAIN
+    case EWOULDBLOCK:
+#endif
+    case EINTR:
+    case ECONNABORTED:
+    case EPROTO:
+    case EPERM:
+    case ENETDOWN:
+    case ENETUNREACH:
+    case EHOSTDOWN:
+    case EHOSTUNREACH:
+    case ENONET:
+    case ENOPROTOOPT:
+    case EOPNOTSUPP:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* Accepts one pending connection into the pre-authentication pool (making
+ * room by evicting another, preauth_victim) and starts its receiver thread. */
+static void accept_conn(repl *r)
+{
+    if (r->spare_fd < 0) r->spare_fd = fcntl(r->listen_fd, F_DUPFD_CLOEXEC, 0);
+    struct sockaddr_storage sa;
+    socklen_t salen = sizeof(sa);
+    int fd = accept4(r->listen_fd, (struct sockaddr *)&sa, &salen, SOCK_CLOEXEC);
+    if (fd < 0) {
+        int err_no = errno;
+        if (err_no == EMFILE || err_no == ENFILE) {
+            refuse_no_descriptor(r, err_no);
+        } else if (!accept_error_passes(err_no)) {
+            if (log_every(&r->nofile_logged_ms, REFUSED_LOG_MS))
+                log_warn("cannot accept replication connections: %s (pausing %d ms)",
+                         strerror(err_no), ACCEPT_BACKOFF_MS);
+            sleep_ms(ACCEPT_BACKOFF_MS);
+        }
+        return;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    conn *cn = calloc(1, sizeof(*cn));
+    if (!cn) abort();
+    cn->r = r;
+    cn->fd = fd;
+    cn->state = CONN_PREAUTH;
+    cn->seq = ++r->conn_seq;
+    cn->accepted_ms = hlc_mono_ms();
+    host_key(&sa, cn->host);
+    format_addr(&sa, cn->addr, sizeof(cn->addr));
+
+    refuse_reason why = REFUSE_PREAUTH_LIMIT;
+    conn_lock(r);
+    conn *victim = preauth_victim(r, cn->host, &why);
+    if (victim) {
+        assert(victim->fd >= 0);
+        victim->state = CONN_CLOSING;
+        r->n_preauth--;
+        shutdown(victim->fd, SHUT_RDWR);
+    }
+    conns_check(r);
+    conn_unlock(r);
+    if (victim) {
+        char msg[160];
+        if (why == REFUSE_ADDRESS_LIMIT)
+            snprintf(msg, sizeof(msg),
+                     "%d unauthenticated connections from its address: the oldest makes room",
+                     PREAUTH_PER_ADDR);
+        else
+            snprintf(msg, sizeof(msg),
+                     "%d unauthenticated connections: the oldest of the busiest address makes room "
+                     "for %s",
+                     PREAUTH_MAX, cn->addr);
+        note_refused(r, why, victim->addr, NULL, msg);
+        /* Its socket is shut down: its handshake fails at once. Waiting for
+         * it keeps the unauthenticated threads within PREAUTH_MAX. */
+        pthread_join(victim->thread, NULL);
+        conn_lock(r);
+        assert(victim->state == CONN_DONE);
+        for (conn **pp = &r->conns; *pp; pp = &(*pp)->next)
+            if (*pp == victim) {
+                *pp = victim->next;
+                break;
+            }
+        conn_unlock(r);
+        free(victim);
+    }
+
+    conn_lock(r);
+    cn->next = r->conns;
+    r->conns = cn;
+    r->n_preauth++;
+    int rc = pthread_create(&cn->thread, NULL, receiver_main, cn);
+    if (rc != 0) {
+        r->conns = cn->next; /* still first: only this thread links and unlinks */
+        r->n_preauth--;
+    }
+    conns_check(r);
+    conn_unlock(r);
+    if (rc != 0) {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "cannot start a thread for it: %s", strerror(rc));
+        note_refused(r, REFUSE_LIMIT, cn->addr, NULL, msg);
+        close(fd);
+        free(cn);
+    }
+}
+
 static void *accept_main(void *arg)
 {
     repl *r = arg;
     while (atomic_load(&r->running)) {
         struct pollfd p = {.fd = r->listen_fd, .events = POLLIN};
-        if (poll(&p, 1, 200) <= 0) {
-            reap_conns(r, false);
-            continue;
-        }
-        struct sockaddr_storage sa;
-        socklen_t salen = sizeof(sa);
-        int fd = accept4(r->listen_fd, (struct sockaddr *)&sa, &salen, SOCK_CLOEXEC);
-        if (fd < 0) continue;
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        char addr[INET6_ADDRSTRLEN + 8];
-        format_addr(&sa, addr, sizeof(addr));
+        int pr = poll(&p, 1, 200);
         reap_conns(r, false);
-        pthread_mutex_lock(&r->conn_mu);
-        conn *slot = NULL;
-        for (size_t i = 0; i < MAX_CONNS && !slot; i++)
-            if (!r->conns[i].used) slot = &r->conns[i];
-        if (slot) {
-            slot->r = r;
-            slot->fd = fd;
-            snprintf(slot->addr, sizeof(slot->addr), "%s", addr);
-            slot->used = true;
-            atomic_store(&slot->done, false);
-            if (pthread_create(&slot->thread, NULL, receiver_main, slot) != 0) {
-                slot->used = false;
-                close(fd);
-            }
-        } else {
-            close(fd); /* more inbound links than any deployment has peers */
-        }
-        pthread_mutex_unlock(&r->conn_mu);
-        if (!slot)
-            note_refused(r, REFUSE_LIMIT, addr, NULL,
-                         "too many inbound replication connections (" XSTR(MAX_CONNS) ")");
+        if (pr > 0) accept_conn(r);
     }
     return NULL;
 }
@@ -1643,7 +1990,8 @@ static int listen_on(const char *host, int port, err *e)
     struct addrinfo *res = NULL;
     if (getaddrinfo(host, portstr, &hints, &res) != 0 || !res)
         return err_set(e, ERR_INTERNAL, "invalid peer-listen address %s", host);
-    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    /* Non-blocking: accept_conn never waits for a connection that went away. */
+    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     int one = 1;
     if (fd >= 0) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     if (fd < 0 || bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 64) != 0) {
@@ -1661,6 +2009,7 @@ repl *repl_start(db *d, const repl_config *cfg, err *e)
 {
     repl *r = calloc(1, sizeof(*r));
     if (!r) abort();
+    r->spare_fd = -1;
     r->d = d;
     snprintf(r->region, sizeof(r->region), "%s", cfg->region);
     r->key_len = cfg->key_len < sizeof(r->key) ? cfg->key_len : sizeof(r->key);
@@ -1698,6 +2047,7 @@ repl *repl_start(db *d, const repl_config *cfg, err *e)
         repl_stop(r);
         return NULL;
     }
+    r->spare_fd = fcntl(r->listen_fd, F_DUPFD_CLOEXEC, 0); /* see refuse_no_descriptor */
     atomic_store(&r->running, true);
     if (pthread_create(&r->accept_thread, NULL, accept_main, r) != 0) {
         atomic_store(&r->running, false);
@@ -1729,6 +2079,7 @@ void repl_stop(repl *r)
         reap_conns(r, true);
     }
     if (r->listen_fd > 0) close(r->listen_fd);
+    if (r->spare_fd >= 0) close(r->spare_fd);
     for (size_t i = 0; i < r->n_peers; i++)
         pthread_mutex_destroy(&r->sources[i].apply_mu);
     pthread_mutex_destroy(&r->conn_mu);
@@ -1926,7 +2277,8 @@ void repl_render_metrics(repl *r, buf *out)
                    r->region, r->links[i].name,
                    (unsigned long long)atomic_load(&r->links[i].positions_ahead));
     buf_puts(out, "# HELP meridian_replication_refused_total Inbound replication connections "
-                  "refused in the handshake, or closed after it for a protocol violation.\n"
+                  "refused or closed before authentication, or after it for a protocol "
+                  "violation.\n"
                   "# TYPE meridian_replication_refused_total counter\n");
     for (size_t i = 0; i < N_REFUSE; i++)
         buf_printf(out, "meridian_replication_refused_total{reason=\"%s\"} %llu\n", refuse_names[i],

@@ -15,7 +15,9 @@ writes, so that a test can pass the handshake and then misbehave.
   configured peer that is not running, so a FakePeer can speak for it
   without a real ap-south-1 interfering). Against us-east-1's peer port:
   garbage bytes, an HTTP request, a wrong protocol version, a wrong key, an
-  unknown region, a connection that goes away mid-handshake; and after a
+  unknown region, a connection that goes away mid-handshake, one that goes
+  silent mid-handshake (closed 3 s after accept, reason "handshake_timeout");
+  and after a
   successful handshake: a frame with a huge length, a frame cut off and the
   socket closed, unknown and out-of-place frame types, a short batch, a
   batch whose count lies, a batch with an undecodable entry or an
@@ -24,8 +26,11 @@ writes, so that a test can pass the handshake and then misbehave.
   by reason (a connection that merely broke is logged, not counted), no
   crash and nothing of the batch applied; a valid forged batch (the
   control) is applied, so the corrupt ones are refused for their
-  corruption. More inbound connections than the receiver's limit are
-  refused and counted (reason "limit"). Throughout, us-east-1 serves API
+  corruption. Unauthenticated connections from one address beyond the
+  limit (8) push out the oldest from that address at once (reason
+  "address_limit"), the rest are closed at the handshake deadline
+  (test_peer_port.py floods the port from many addresses and runs a
+  region out of file descriptors). Throughout, us-east-1 serves API
   clients and replicates with eu-west-1; at the end ap-south-1 is started
   and added as a replica, and its writes reach us-east-1 (the hostile
   batches, which claimed a huge log position, did not move its recorded
@@ -72,6 +77,10 @@ NAMES = harness.REGIONS3
 US, EU, AP = NAMES
 UNKNOWN_REGION = "sa-east-1"
 REFUSED = "meridian_replication_refused_total"
+REFUSE_REASONS = ("auth", "unknown_region", "protocol", "incomplete", "limit", "preauth_limit",
+                  "address_limit", "handshake_timeout")
+PREAUTH_TIMEOUT_MS = 3000  # src/repl/repl.c: an inbound handshake, from accept
+PREAUTH_PER_ADDR = 8       # unauthenticated connections from one address
 SKEW = "meridian_replication_clock_skew_violations_total"
 
 # -- the replication protocol (src/repl/wire.h) --------------------------------
@@ -289,7 +298,7 @@ def refused(server, reason):
 def refused_all(server):
     samples, _ = harness.scrape_metrics(server)
     return {r: metric_value(samples, REFUSED, reason=r)
-            for r in ("auth", "unknown_region", "protocol", "incomplete", "limit")}
+            for r in REFUSE_REASONS}
 
 
 def log_lines(server, *needles):
@@ -512,25 +521,49 @@ class HostilePeerTest(harness.TestCase):
             return f
         self.expect_refused("incomplete", go, "peer closed the connection mid-frame")
 
-    def test_too_many_connections(self):
-        """Inbound connections beyond the receiver's limit (64) are closed at
-        once and counted; the held ones end when their clients go away."""
+    def test_silent_during_handshake(self):
+        """Half a HELLO, then nothing: closed at the handshake deadline
+        (3 s after accept), not after the 15 s of an established link."""
+        def go():
+            f = self.fake()
+            hello = frame(F_HELLO, struct.pack(">H", 1) + region_bytes(AP) + os.urandom(32))
+            f.send(hello[:20])
+            start = time.monotonic()
+            wait_closed(f.sock, limit=10)
+            took = time.monotonic() - start
+            self.assertGreater(took, PREAUTH_TIMEOUT_MS / 1000.0 - 0.5)
+            self.assertLess(took, PREAUTH_TIMEOUT_MS / 1000.0 + 3)
+            return f
+        self.expect_refused("handshake_timeout", go, "not authenticated within %d ms of accept" % PREAUTH_TIMEOUT_MS,
+                            "timed out")
+
+    def test_many_connections_from_one_address(self):
+        """Unauthenticated connections from one address beyond the limit
+        (8): each new one pushes out the oldest at once; the last 8 are
+        closed at the handshake deadline. Each is counted once."""
+        n = 72
         before = refused_all(self.us)
         socks = []
         try:
-            for _ in range(72):
+            for _ in range(n):
                 socks.append(socket.create_connection(self.addr, timeout=10))
-            wait_until(lambda: refused(self.us, "limit") >= before["limit"] + 8, 30,
-                       what="connections over the limit to be counted")
-            wait_log(self.us, "(limit)", "too many inbound replication connections (64)")
             # API clients are served meanwhile.
             self.assertEqual(table_names(self.cluster.client(US)).count(self.T), 1)
+            start = time.monotonic()
+            for s in socks:
+                wait_closed(s, limit=10)
+            self.assertLess(time.monotonic() - start, PREAUTH_TIMEOUT_MS / 1000.0 + 3)
         finally:
             for s in socks:
                 s.close()
-        over = refused(self.us, "limit") - before["limit"]
-        wait_until(lambda: refused(self.us, "incomplete") >= before["incomplete"] + 72 - over, 30,
-                   what="the held connections to end")
+        want = dict(before)
+        want["address_limit"] += n - PREAUTH_PER_ADDR
+        want["handshake_timeout"] += PREAUTH_PER_ADDR
+        wait_until(lambda: refused_all(self.us) == want, 30,
+                   what=lambda: "refusal counts %r (were %r)" % (want, before))
+        wait_log(self.us, "level=warn", "(address_limit)",
+                 "%d unauthenticated connections from its address" % PREAUTH_PER_ADDR)
+        wait_log(self.us, "(handshake_timeout)", "not authenticated within")
         self.assert_replicating()
 
     # -- after a successful handshake --------------------------------------------

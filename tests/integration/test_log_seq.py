@@ -124,7 +124,7 @@ class LogSeqTest(harness.TestCase):
 
 
 def status(server):
-    _, _, body = harness.http_get(server.host, server.port, "/replication/status")
+    _, _, body = harness.operator_get(server, "/replication/status")
     return json.loads(body)
 
 
