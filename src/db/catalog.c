@@ -450,8 +450,18 @@ static int entry_cmp(const table_replica *a, const table_replica *b)
     return c < 0 ? -1 : c > 0;
 }
 
-bool table_settings_merge(table_settings *local, const table_settings *in)
+int table_settings_merge(table_settings *local, const table_settings *in, bool *changed_out)
 {
+    /* The union of both replica lists must fit, or nothing is merged: a
+     * silently dropped entry would make this region's replica set differ
+     * from the others' for ever. (Entries are per region, removed ones
+     * included, so a deployment of at most TABLE_REPLICAS_MAX regions never
+     * overflows; server.c refuses more peers than that.) */
+    size_t extra = 0;
+    for (size_t i = 0; i < in->n_replicas; i++)
+        if (!find_entry(local, in->replicas[i].region)) extra++;
+    *changed_out = false;
+    if (local->n_replicas + extra > TABLE_REPLICAS_MAX) return -1;
     bool changed = false;
     if (table_settings_newer(in, local)) {
         local->pay_per_request = in->pay_per_request;
@@ -467,7 +477,8 @@ bool table_settings_merge(table_settings *local, const table_settings *in)
         const table_replica *ri = &in->replicas[i];
         table_replica *rl = find_entry(local, ri->region);
         if (!rl) {
-            if (!(rl = new_entry(local, ri->region))) continue; /* full: keep ours */
+            rl = new_entry(local, ri->region);
+            assert(rl); /* room checked above */
             *rl = *ri;
             changed = true;
             continue;
@@ -482,7 +493,8 @@ bool table_settings_merge(table_settings *local, const table_settings *in)
             changed = true;
         }
     }
-    return changed;
+    *changed_out = changed;
+    return 0;
 }
 
 static table *table_from_json(const char *text, size_t len)

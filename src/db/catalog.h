@@ -159,8 +159,10 @@ void catalog_free_template(table *tmpl);
  * replica entries carry their own versions. */
 bool table_settings_newer(const table_settings *a, const table_settings *b);
 /* Merges a received descriptor into local: settings fields if newer, replica
- * entries one by one (see table_replica). Returns true if local changed. */
-bool table_settings_merge(table_settings *local, const table_settings *incoming);
+ * entries one by one (see table_replica); *changed tells whether local
+ * changed. -1 (local unchanged) if the union of the replica lists would not
+ * fit in TABLE_REPLICAS_MAX entries: never drops an entry. */
+int table_settings_merge(table_settings *local, const table_settings *incoming, bool *changed);
 /* Adds (or re-adds) region's replica as a new incarnation; -1 if full. */
 int table_settings_add_replica(table_settings *s, const char *region, replica_status st,
                                uint64_t version, const char *origin);

@@ -1840,9 +1840,13 @@ typedef struct merge_ctx {
 static int merge_settings(void *ctx, table *t, table_settings *s, store_batch *b, err *e)
 {
     merge_ctx *m = ctx;
-    (void)e;
     table_settings old = *s;
-    if (!table_settings_merge(s, m->incoming)) return 0;
+    bool changed;
+    if (table_settings_merge(s, m->incoming, &changed) < 0)
+        return err_set(e, ERR_VALIDATION,
+                       "table %s: the replica set received names more than %d regions", t->name,
+                       TABLE_REPLICAS_MAX);
+    if (!changed) return 0;
     for (size_t i = 0; i < s->n_replicas; i++) {
         const table_replica *rp = &s->replicas[i];
         if (rp->removed || strcmp(rp->region, m->r->region) == 0 ||
@@ -1932,7 +1936,13 @@ int repl_apply_descriptor(repl *r, const char *source, const uint8_t *json, size
         pthread_mutex_lock(&local->settings_mu);
         probe = local->settings;
         pthread_mutex_unlock(&local->settings_mu);
-        if (table_settings_merge(&probe, &tmpl.settings)) {
+        bool changed = false;
+        if (table_settings_merge(&probe, &tmpl.settings, &changed) < 0) {
+            rc = err_set(e, ERR_VALIDATION,
+                         "table %s from %s: the replica set names more than %d regions (a "
+                         "deployment has at most that many)",
+                         local->name, source, TABLE_REPLICAS_MAX);
+        } else if (changed) {
             merge_ctx m = {.r = r, .incoming = &tmpl.settings};
             rc = catalog_update_settings(r->d->cat, local, merge_settings, &m, e);
             if (rc == 0) repl_kick(r);

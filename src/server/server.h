@@ -8,7 +8,11 @@
 #ifndef MERIDIAN_SERVER_H
 #define MERIDIAN_SERVER_H
 
-#define SERVER_MAX_PEERS 64
+#include "db/catalog.h"
+
+/* Every region of a deployment fits in one table's replica list
+ * (catalog.h TABLE_REPLICAS_MAX, this region included). */
+#define SERVER_MAX_PEERS (TABLE_REPLICAS_MAX - 1)
 
 typedef struct server_peer {
     const char *name; /* region name */

@@ -2881,6 +2881,41 @@ static void test_statistics_persisted(void **state)
     one_close(&o);
 }
 
+/* Issue 11, defect 9: a merge whose union of replica entries does not fit
+ * is refused whole instead of silently dropping entries (which left the
+ * regions with different replica sets for ever); a union that fits keeps
+ * every entry of both. */
+static void test_settings_merge_never_drops_replicas(void **state)
+{
+    table_settings a, b;
+    memset(&a, 0, sizeof(a));
+    memset(&b, 0, sizeof(b));
+    char name[32];
+    for (int i = 0; i < 10; i++) {
+        snprintf(name, sizeof(name), "a-%02d", i);
+        assert_int_equal(table_settings_add_replica(&a, name, REPLICA_ACTIVE, 100 + i, name), 0);
+        snprintf(name, sizeof(name), "b-%02d", i);
+        assert_int_equal(table_settings_add_replica(&b, name, REPLICA_ACTIVE, 200 + i, name), 0);
+    }
+    table_settings before = a;
+    bool changed = true;
+    assert_int_equal(table_settings_merge(&a, &b, &changed), -1); /* 20 regions */
+    assert_false(changed);
+    assert_memory_equal(&a, &before, sizeof(a));
+    b.n_replicas = 6; /* 16 regions: fits exactly */
+    assert_int_equal(table_settings_merge(&a, &b, &changed), 0);
+    assert_true(changed);
+    assert_int_equal(a.n_replicas, TABLE_REPLICAS_MAX);
+    for (int i = 0; i < 6; i++) {
+        snprintf(name, sizeof(name), "b-%02d", i);
+        assert_non_null(table_settings_replica(&a, name));
+    }
+    for (int i = 0; i < 10; i++) {
+        snprintf(name, sizeof(name), "a-%02d", i);
+        assert_non_null(table_settings_replica(&a, name));
+    }
+}
+
 /* Issue 11, defect 2: overwriting an item whose version came from a clock an
  * hour ahead stamps that one write just above it, but neither the region's
  * clock nor its persisted bound follows beyond wall + max skew: the region's
@@ -3033,6 +3068,7 @@ int main(void)
         cmocka_unit_test_teardown(test_log_continues_after_restart, cleanup_nodes),
         cmocka_unit_test_teardown(test_log_never_reuses_seqs, cleanup_nodes),
         cmocka_unit_test_teardown(test_log_segments, cleanup_nodes),
+        cmocka_unit_test(test_settings_merge_never_drops_replicas),
         cmocka_unit_test_teardown(test_statistics_persisted, cleanup_nodes),
         cmocka_unit_test_teardown(test_overwrite_of_runaway_version_keeps_clock, cleanup_nodes),
         cmocka_unit_test_teardown(test_write_after_remote, cleanup_nodes),
