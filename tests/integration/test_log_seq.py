@@ -58,7 +58,8 @@ class LogSeqTest(harness.TestCase):
         if lib is None:
             raise unittest.SkipTest("libmeridian_diskfault.so not built")
         cl = harness.Cluster(("us-east-1", "eu-west-1"), tag="logseq", start=False)
-try : s = cl["us-east-1"]
+        try:
+            s = cl["us-east-1"]
             disk = harness.DiskFault(os.path.join(cl.root, "diskfault"), s.data_dir + "/")
             asan = os.environ.get("ASAN_OPTIONS", "")
             s.env = {"LD_PRELOAD": lib, "MERIDIAN_DISKFAULT": disk.path,
@@ -68,14 +69,14 @@ try : s = cl["us-east-1"]
             a = cl.client("us-east-1")
             self._put_all(a, "before", 20)
             self._wait_all(cl, "eu-west-1", "before", 20)
-#Writes that fail at the top of the log leave holes there.
+            # Writes that fail at the top of the log leave holes there.
             disk.set(enospc=1)
             for i in range(3):
                 with self.assertRaises(Exception):
                     a.put_item(TableName=TABLE, Item={"pk": S("failed%d" % i), "v": S("x")})
             disk.set()
-#The peer has applied everything that exists : the log is trimmed
-#through the last entry, below the holes.
+            # The peer has applied everything that exists: the log is trimmed
+            # through the last entry, below the holes.
             self._wait_trimmed(cl, "us-east-1", 20)
             cl.kill9("us-east-1")
             cl.restart("us-east-1")
@@ -93,78 +94,50 @@ try : s = cl["us-east-1"]
         """A region restarted on an older copy of its data directory: the
         peer has applied more of its log than the copy holds."""
         cl = harness.Cluster(("us-east-1", "eu-west-1"), tag="logahead")
-    try : cl
-        .create_global_table(TABLE) a = cl.client("us-east-1") self._put_all(a, "old", 5) self
-                                            ._wait_all(cl, "eu-west-1", "old",
-                                                       5) s = cl["us-east-1"] s.stop() copy =
-            os.path.join(cl.root, "us-east-1-copy") shutil.copytree(s.data_dir, copy) cl.restart(
-                "us-east-1") a = cl.client("us-east-1") self._put_all(a, "lost",
-                                                                      30) #the peer applies these;
-the copy lacks them self._wait_all(cl, "eu-west-1", "lost", 30) s.stop() shutil
-    .rmtree(s.data_dir) shutil.copytree(copy, s.data_dir) cl.restart("us-east-1") a =
-    cl.client("us-east-1") self._put_all(a, "new", 10) self
-        ._wait_all(cl, "eu-west-1", "new", 10)
-            wait_until(lambda
-                       : metric_or_none(cl, "us-east-1",
-                                        "meridian_replication_position_ahead_total",
-                                        peer = "eu-west-1") == 1,
-                         30, what = "the inconsistency counted") self
-        .assertIn("beyond its end", s.log_text()) finally : cl.stop()
+        try:
+            cl.create_global_table(TABLE)
+            a = cl.client("us-east-1")
+            self._put_all(a, "old", 5)
+            self._wait_all(cl, "eu-west-1", "old", 5)
+            s = cl["us-east-1"]
+            s.stop()
+            copy = os.path.join(cl.root, "us-east-1-copy")
+            shutil.copytree(s.data_dir, copy)
+            cl.restart("us-east-1")
+            a = cl.client("us-east-1")
+            self._put_all(a, "lost", 30)  # the peer applies these; the copy lacks them
+            self._wait_all(cl, "eu-west-1", "lost", 30)
+            s.stop()
+            shutil.rmtree(s.data_dir)
+            shutil.copytree(copy, s.data_dir)
+            cl.restart("us-east-1")
+            a = cl.client("us-east-1")
+            self._put_all(a, "new", 10)
+            self._wait_all(cl, "eu-west-1", "new", 10)
+            wait_until(lambda: metric_or_none(cl, "us-east-1",
+                                              "meridian_replication_position_ahead_total",
+                                              peer="eu-west-1") == 1,
+                       30, what="the inconsistency counted")
+            self.assertIn("beyond its end", s.log_text())
+        finally:
+            cl.stop()
 
-                                                                def status(server)
-    : _,
-                                                                                  _,
-                                                                                  body =
-                                                                                      harness
-                                                                                          .operator_get(
-                                                                                              server,
-                                                                                              "/rep"
-                                                                                              "lica"
-                                                                                              "tion"
-                                                                                              "/sta"
-                                                                                              "tu"
-                                                                                              "s") return json
-                                                                                          .loads(
-                                                                                              body)
 
-                                                                                              @harness
-                                                                                          .requires_meridian() class
-                                                                                      DepartureTest(
-                                                                                          harness
-                                                                                              .TestCase)
-    : def test_concurrent_delete_table_leaves_no_hole(self)
-    : ""
-      "Eight DeleteTable calls at once on one global table: one removes
-      the replica,
-                                                                                  the others find no
-    table,
-                                                                                  and no log seq is
-                                                                                      left reserved
-                                                                                      and
-                                                                                      unused
-                                                                                      at the top of
-                                                                                      the
-                                                                                      log(a hole
-                                                                                              there,
-                                                                                          trimmed and
-                                                                                              restarted
-                                                                                                  over,
-                                                                                          used to make the
-                                                                                              peer skip later
-                                                                                                  writes)
-                                                                                          .""
-                                                                                           "
-                                                                                      cl =
-                                                                                      harness.Cluster(
-                                                                                          ("us-"
-                                                                                           "east-1",
-                                                                                           "eu-"
-                                                                                           "west-"
-                                                                                           "1"),
-                                                                                          tag =
-                                                                                              "ddlr"
-                                                                                              "ace")
-try : cl.create_global_table(TABLE)
+def status(server):
+    _, _, body = harness.operator_get(server, "/replication/status")
+    return json.loads(body)
+
+
+@harness.requires_meridian()
+class DepartureTest(harness.TestCase):
+    def test_concurrent_delete_table_leaves_no_hole(self):
+        """Eight DeleteTable calls at once on one global table: one removes
+        the replica, the others find no table, and no log seq is left
+        reserved and unused at the top of the log (a hole there, trimmed and
+        restarted over, used to make the peer skip later writes)."""
+        cl = harness.Cluster(("us-east-1", "eu-west-1"), tag="ddlrace")
+        try:
+            cl.create_global_table(TABLE)
             cl.create_global_table("other")
             s = cl["us-east-1"]
             for attempt in range(3):
@@ -173,7 +146,8 @@ try : cl.create_global_table(TABLE)
                 results = []
 
                 def delete():
-    try : cl.client("us-east-1").delete_table(TableName=name)
+                    try:
+                        cl.client("us-east-1").delete_table(TableName=name)
                         results.append("ok")
                     except Exception as ex:  # noqa: BLE001 - the error code is the result
                         results.append(harness.err_code(ex))
@@ -203,11 +177,11 @@ try : cl.create_global_table(TABLE)
         """A region removes its replica while a peer has not received its
         latest writes, and keeps at most 1 byte of log: retention must not
         drop those writes (no back-fill from here can carry them any more);
-once the peer is back it has every one.""
-                                       "
-    cl = harness.Cluster(("us-east-1", "eu-west-1"), proxied = True, tag = "departret",
-                         extra_args = {"us-east-1" : [ "--log-retention-bytes", "1" ]})
-try : cl.create_global_table(TABLE)
+        once the peer is back it has every one."""
+        cl = harness.Cluster(("us-east-1", "eu-west-1"), proxied=True, tag="departret",
+                             extra_args={"us-east-1": ["--log-retention-bytes", "1"]})
+        try:
+            cl.create_global_table(TABLE)
             a = cl.client("us-east-1")
             cl.cut("us-east-1", "eu-west-1")
             for i in range(10):
@@ -230,7 +204,7 @@ try : cl.create_global_table(TABLE)
             for i in range(10):
                 cl.wait_item("eu-west-1", TABLE, pk_key("d%d" % i),
                              {"pk": S("d%d" % i), "v": S(str(i))}, timeout=60)
-#Once eu - west - 1 has them, the log may go.
+            # Once eu-west-1 has them, the log may go.
             wait_until(lambda: status(s)["log_first"] > status(s)["log_position"] - 1, 30,
                        what="the log to be collected afterwards")
         finally:
