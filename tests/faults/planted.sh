@@ -7,6 +7,10 @@
 # with violations found by the checker; exit 1 if the bug went unnoticed.
 #   apply-without-lww     replicated writes applied without last-writer-wins
 #   clock-ignores-remote  writes do not order after the versions they replace
+#   log-seq-reuse         the log restarts after its last entry on disk, and a peer
+#                         ahead of the log is not repaired (issue 11, defect 1)
+#   skew-bypass           a write over a runaway version drags the clock along
+#                         (issue 11, defect 2)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
