@@ -420,8 +420,8 @@ void repl_render_metrics(repl *r, buf *out)
                                              {"meridian_background_last_run_seconds", "gauge"},
                                              {"meridian_background_last_done_ms", "gauge"}};
     static const char *const gc_text[] = {
-        "Runs of a background task (task: log = log collection and retention, tombstones = "
-        "tombstone collection).",
+        ("Runs of a background task (task: log = log collection and retention, tombstones = "
+         "tombstone collection)."),
         "Runs of a background task that failed (logged, retried at its next run).",
         "Time spent in a background task.", "Duration of the task's last run.",
         "Wall clock (ms) when the task last finished a run."};

@@ -62,7 +62,7 @@ static int fail(err *e, char *rerr, const char *what)
 
 /* ---- counter vectors (see store.h) ---- */
 
-static size_t counters_encode(uint8_t *out, const store_counter *c, size_t n)
+size_t store_counters_encode(uint8_t *out, const store_counter *c, size_t n)
 {
     out[0] = (uint8_t)n;
     for (size_t i = 0; i < n; i++) {
@@ -84,17 +84,14 @@ int store_counters_decode(const uint8_t *p, size_t len, store_counter *c, size_t
     return p[0];
 }
 
-/* Folds operand b into a (same shape: field by field; else b replaces a). */
-static void counters_fold(store_counter *a, size_t *na, const store_counter *b, size_t nb)
+/* Folds operand b into a, field by field; false if their shapes (field
+ * count and rules) differ, which only a change of a key's layout could
+ * cause: the merge then fails rather than inventing a value. */
+static bool counters_fold(store_counter *a, size_t na, const store_counter *b, size_t nb)
 {
-    bool same = *na == nb;
-    for (size_t i = 0; same && i < nb; i++)
-        same = a[i].rule == b[i].rule;
-    if (!same) {
-        memcpy(a, b, nb * sizeof(*b));
-        *na = nb;
-        return;
-    }
+    if (na != nb) return false;
+    for (size_t i = 0; i < nb; i++)
+        if (a[i].rule != b[i].rule) return false;
     for (size_t i = 0; i < nb; i++) {
         switch (b[i].rule) {
         case STORE_SUM:
@@ -108,6 +105,7 @@ static void counters_fold(store_counter *a, size_t *na, const store_counter *b, 
             break;
         }
     }
+    return true;
 }
 
 /* The merge itself: existing (may be NULL) then the operands in order. A
@@ -131,15 +129,32 @@ static char *counters_merge(const char *existing, size_t elen, const char *const
         if (!existing && i == 0) {
             memcpy(acc, one, (size_t)k * sizeof(*one));
             n = (size_t)k;
-        } else {
-            counters_fold(acc, &n, one, (size_t)k);
+        } else if (!counters_fold(acc, n, one, (size_t)k)) {
+            return NULL;
         }
     }
     char *out = malloc(1 + 9 * STORE_COUNTERS_MAX);
     if (!out) return NULL;
-    *new_len = counters_encode((uint8_t *)out, acc, n);
+    *new_len = store_counters_encode((uint8_t *)out, acc, n);
     *success = 1;
     return out;
+}
+
+int store_counters_merge(const uint8_t *existing, size_t elen, const uint8_t *const *ops,
+                         const size_t *lens, size_t n_ops, buf *out)
+{
+    unsigned char ok;
+    size_t len = 0;
+    char *v = counters_merge((const char *)existing, elen, (const char *const *)ops, lens,
+                             (int)n_ops, &ok, &len);
+    buf_reset(out);
+    if (!ok) {
+        free(v);
+        return -1;
+    }
+    buf_append(out, v, len);
+    free(v);
+    return 0;
 }
 
 static char *counters_full_merge(void *state, const char *key, size_t kl, const char *existing,
@@ -179,7 +194,7 @@ void store_batch_add(store_batch *b, const void *k, size_t kl, const store_count
 {
     assert(n <= STORE_COUNTERS_MAX);
     uint8_t v[1 + 9 * STORE_COUNTERS_MAX];
-    size_t vl = counters_encode(v, c, n);
+    size_t vl = store_counters_encode(v, c, n);
     rocksdb_writebatch_merge_cf(b->wb, b->s->cf[STORE_CF_COUNTERS], k, kl, (const char *)v, vl);
 }
 
@@ -188,7 +203,7 @@ void store_batch_set_counters(store_batch *b, const void *k, size_t kl, const st
 {
     assert(n <= STORE_COUNTERS_MAX);
     uint8_t v[1 + 9 * STORE_COUNTERS_MAX];
-    size_t vl = counters_encode(v, c, n);
+    size_t vl = store_counters_encode(v, c, n);
     rocksdb_writebatch_put_cf(b->wb, b->s->cf[STORE_CF_COUNTERS], k, kl, (const char *)v, vl);
 }
 

@@ -69,9 +69,10 @@ size_t store_batch_count(const store_batch *b);
  * adds a merge operand that RocksDB folds into the stored vector field by
  * field (SUM adds, MAX and MIN keep the larger or smaller), so concurrent
  * batches can each add their change without reading the current value, in
- * any commit order. Encoding: u8 n, then n times (u8 rule, i64 BE value). An
- * operand whose shape (n and rules) differs from the stored vector replaces
- * it (never happens unless the layout of a key changes). */
+ * any commit order (the merge is associative and commutative). Encoding: u8
+ * n, then n times (u8 rule, i64 BE value). An operand whose shape (n and
+ * rules) differs from the stored vector fails the merge, and RocksDB then
+ * reports corruption for that key: a key keeps one layout for ever. */
 #define STORE_COUNTERS_MAX 8
 typedef enum store_rule { STORE_SUM = 1, STORE_MAX = 2, STORE_MIN = 3 } store_rule;
 typedef struct store_counter {
@@ -82,6 +83,13 @@ void store_batch_add(store_batch *b, const void *k, size_t kl, const store_count
 /* Replaces the vector (a put). */
 void store_batch_set_counters(store_batch *b, const void *k, size_t kl, const store_counter *c,
                               size_t n);
+/* Encodes c (n fields) into out (room for 1 + 9 * n bytes); the length. */
+size_t store_counters_encode(uint8_t *out, const store_counter *c, size_t n);
+/* The merge RocksDB runs on the counters column family, for tests and
+ * fuzzing: `existing` (NULL if none) then each operand in order, the result
+ * encoded into out (after buf_reset). -1 if any input is malformed. */
+int store_counters_merge(const uint8_t *existing, size_t elen, const uint8_t *const *ops,
+                         const size_t *lens, size_t n_ops, buf *out);
 /* Decodes a stored vector into c (at most max fields); the field count, or
  * -1 if malformed. */
 int store_counters_decode(const uint8_t *p, size_t len, store_counter *c, size_t max);
