@@ -117,26 +117,29 @@ static char *counters_merge(const char *existing, size_t elen, const char *const
 {
     store_counter acc[STORE_COUNTERS_MAX], one[STORE_COUNTERS_MAX];
     size_t n = 0;
-    *success = 0;
+    bool ok = true;
     if (existing) {
         int k = store_counters_decode((const uint8_t *)existing, elen, acc, STORE_COUNTERS_MAX);
-        if (k < 0) return NULL;
-        n = (size_t)k;
+        ok = k >= 0;
+        n = ok ? (size_t)k : 0;
     }
-    for (int i = 0; i < n_ops; i++) {
+    for (int i = 0; ok && i < n_ops; i++) {
         int k = store_counters_decode((const uint8_t *)ops[i], op_lens[i], one, STORE_COUNTERS_MAX);
-        if (k < 0) return NULL;
-        if (!existing && i == 0) {
+        if (k < 0) {
+            ok = false;
+        } else if (!existing && i == 0) {
             memcpy(acc, one, (size_t)k * sizeof(*one));
             n = (size_t)k;
-        } else if (!counters_fold(acc, n, one, (size_t)k)) {
-            return NULL;
+        } else {
+            ok = counters_fold(acc, n, one, (size_t)k);
         }
     }
+    /* RocksDB's C wrapper copies the returned buffer whatever *success says:
+     * always a valid allocation and length (empty on failure). */
     char *out = malloc(1 + 9 * STORE_COUNTERS_MAX);
-    if (!out) return NULL;
-    *new_len = store_counters_encode((uint8_t *)out, acc, n);
-    *success = 1;
+    if (!out) abort();
+    *new_len = ok ? store_counters_encode((uint8_t *)out, acc, n) : 0;
+    *success = ok;
     return out;
 }
 
