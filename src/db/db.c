@@ -517,6 +517,35 @@ static int lockset_acquire(db *d, lockset *ls, err *e)
     return 0;
 }
 
+#ifndef NDEBUG
+/* The invariant of a write under a lockset: every table is read-locked and
+ * every key's stripe locked (by someone: a held mutex cannot name its owner
+ * portably, so this checks that it is not free), in ascending order, each
+ * once (SQLite's assert(mutex_held) style: debug and sanitizer builds). */
+static bool lockset_held(db *d, const lockset *ls, const size_t *stripes, size_t n)
+{
+    if (ls->locked_t != ls->nt || ls->locked_s != ls->ns) return false;
+    for (size_t i = 1; i < ls->ns; i++)
+        if (ls->stripes[i - 1] >= ls->stripes[i]) return false;
+    for (size_t i = 1; i < ls->nt; i++)
+        if (ls->tables[i - 1]->id >= ls->tables[i]->id) return false;
+    for (size_t i = 0; i < ls->ns; i++) {
+        pthread_mutex_t *m = &d->stripes[ls->stripes[i]];
+        if (pthread_mutex_trylock(m) == 0) {
+            pthread_mutex_unlock(m);
+            return false;
+        }
+    }
+    for (size_t i = 0; i < n; i++) { /* each key's stripe is one of them */
+        bool found = false;
+        for (size_t j = 0; j < ls->ns && !found; j++)
+            found = ls->stripes[j] == stripes[i];
+        if (!found) return false;
+    }
+    return true;
+}
+#endif
+
 static void lockset_release(db *d, lockset *ls)
 {
     while (ls->locked_s > 0)
@@ -684,6 +713,7 @@ int db_write(db *d, db_write_op *ops, size_t n, arena *a, err *e)
     buf_init(&rec);
     buf_init(&ent);
     if (lockset_acquire(d, &ls, e) < 0) goto out;
+    assert(lockset_held(d, &ls, stripes, n));
 
     for (size_t i = 0; i < n; i++) {
         if (read_slot(d, &sl[i], a, true, e) < 0) goto out;
@@ -782,6 +812,7 @@ int db_write(db *d, db_write_op *ops, size_t n, arena *a, err *e)
         store_u64be(sk, seq++);
         store_batch_put(b, STORE_CF_RLOG, sk, 8, ent.data, ent.len);
     }
+    assert(seq == first_seq + n_log); /* every reserved seq used, in order */
     log_account_finish(b, &la);
     for (size_t i = 0; i < n; i++)
         if (ops[i].written) stats_add(b, ops[i].t->id, dcount[i], dbytes[i], dtomb[i]);
@@ -998,6 +1029,7 @@ int db_apply(db *d, const char *source, const repl_entry *entries, size_t n, uin
         pthread_rwlock_rdlock(&ls.tables[ls.locked_t]->lock);
     for (; ls.locked_s < ls.ns; ls.locked_s++)
         pthread_mutex_lock(&d->stripes[ls.stripes[ls.locked_s]]);
+    assert(lockset_held(d, &ls, stripes, m));
 
     b = store_batch_new(d->st);
     for (size_t i = 0; i < m; i++) {
@@ -1285,6 +1317,7 @@ static int collect_chunk(db *d, table *t, const uint8_t uid[TABLE_UID_LEN], tomb
         pthread_rwlock_rdlock(&ls.tables[ls.locked_t]->lock);
     for (; ls.locked_s < ls.ns; ls.locked_s++)
         pthread_mutex_lock(&d->stripes[ls.stripes[ls.locked_s]]);
+    assert(lockset_held(d, &ls, stripes, m));
     int rc = -1;
     int64_t dbytes = 0;
     uint64_t gone = 0;
