@@ -98,8 +98,8 @@ typedef struct table {
 
 typedef struct catalog catalog;
 
-/* Loads every table from the store (statistics start at zero: db_open
- * recounts them in its start-up pass over the items). */
+/* Loads every table from the store (statistics start at zero: db_open then
+ * reads each table's persisted statistics vector, see db.c). */
 int catalog_open(store *st, catalog **out, err *e);
 void catalog_close(catalog *c);
 

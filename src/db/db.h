@@ -47,7 +47,10 @@ typedef struct db {
      * clock_bound_ms, which is itself on disk (meta "clock/bound"), so the
      * clock restarts above every version it ever issued, deleted ones
      * included, whatever the wall clock says. (A write stamped just above a
-     * stored version from a runaway clock is the one exception: db_write.) */
+     * stored version that is ahead of the clock, db_write's rule, is the one
+     * exception: it may be above the bound, which is harmless, as that
+     * version stays unique for its item: any later write of the item reads
+     * it and stamps above it.) */
     pthread_mutex_t clock_mu;
     _Atomic uint64_t clock_bound_ms;
 
