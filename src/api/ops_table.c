@@ -23,7 +23,7 @@ static int table_name_param(op_ctx *c, const char **name)
     return req_table_name(c, "tableName", *name);
 }
 
-static int delete_own_replica(op_ctx *c, table *t);
+static int delete_own_replica(op_ctx *c, table *t, bool delete_table, table **gone);
 
 /* TableName of a table operation, looked up in the caller's account (counted
  * reference), with DynamoDB's table-operation "not found" message. */
@@ -432,26 +432,15 @@ int op_delete_table(op_ctx *c)
     const char *name;
     table *t;
     if (table_param(c, &name, &t) < 0) return -1;
-    pthread_mutex_lock(&t->settings_mu);
-    bool global = table_settings_replicated(&t->settings);
-    bool protected_ = t->settings.deletion_protection;
-    pthread_mutex_unlock(&t->settings_mu);
-    if (global) {
-        /* DeleteTable on a global table removes this region's replica only. */
-        int rc = protected_ ? err_validation(c->e, "Resource cannot be deleted as it is currently "
-                                                   "protected against deletion. Disable deletion "
-                                                   "protection first.")
-                            : delete_own_replica(c, t);
-        if (rc == 0) {
-            respond_description(c, "TableDescription", t, "DELETING");
-        }
-        table_release(t);
-        return rc;
-    }
+    /* A global table loses this region's replica only (the others are told);
+     * a local one just goes. Which it is, and whether it is protected, is
+     * decided under the catalog's DDL lock (prepare_own_departure). */
+    table *gone;
+    int rc = delete_own_replica(c, t, true, &gone);
     table_release(t);
-    if (catalog_delete(c->d->cat, c->account, name, false, NULL, NULL, &t, c->e) < 0) return -1;
-    respond_description(c, "TableDescription", t, "DELETING");
-    table_release(t);
+    if (rc < 0) return -1;
+    respond_description(c, "TableDescription", gone, "DELETING");
+    table_release(gone);
     return 0;
 }
 
@@ -548,8 +537,9 @@ static int apply_replica_update(void *ctx, table *t, table_settings *s, store_ba
  * (a logged descriptor without it), then the local table goes. */
 typedef struct own_departure {
     op_ctx *c;
-    table *expect; /* the incarnation the request looked up */
-    uint64_t seq;  /* the descriptor's log entry, once reserved */
+    table *expect;       /* the incarnation the request looked up */
+    bool plain_if_local; /* DeleteTable: a table not (or no longer) global just goes */
+    uint64_t seq;        /* the descriptor's log entry, once reserved */
     bool reserved;
 } own_departure;
 
@@ -566,6 +556,9 @@ static int prepare_own_departure(void *ctx, table *t, table_settings *s, store_b
     if (t != x->expect)
         return err_set(e, ERR_RESOURCE_NOT_FOUND,
                        "Requested resource not found: Table: %s not found", t->name);
+    /* Decided here, on the settings as they are under the lock: a
+     * concurrent ReplicaUpdates may have made the table global (or local). */
+    if (x->plain_if_local && !table_settings_replicated(s)) return 0;
     uint64_t version;
     if (db_log_reserve(x->c->d, &x->seq, &version, e) < 0) return -1;
     x->reserved = true;
@@ -577,16 +570,18 @@ static int prepare_own_departure(void *ctx, table *t, table_settings *s, store_b
     return 0;
 }
 
-static int delete_own_replica(op_ctx *c, table *t)
+static int delete_own_replica(op_ctx *c, table *t, bool delete_table, table **gone)
 {
-    own_departure x = {.c = c, .expect = t};
-    table *gone;
-    int rc = catalog_delete(c->d->cat, t->account, t->name, true, prepare_own_departure, &x, &gone,
-                            c->e);
+    own_departure x = {.c = c, .expect = t, .plain_if_local = delete_table};
+    /* DeleteTable honours deletion protection (checked under the DDL lock);
+     * removing this region from ReplicaUpdates does not. */
+    repl_departures_lock(c->repl);
+    int rc = catalog_delete(c->d->cat, t->account, t->name, !delete_table, prepare_own_departure,
+                            &x, gone, c->e);
+    repl_departures_unlock(c->repl);
     if (x.reserved) rlog_done(&c->d->log, x.seq);
     if (rc < 0) return -1;
-    table_release(gone);
-    repl_kick(c->repl);
+    if (x.reserved) repl_kick(c->repl);
     return 0;
 }
 
@@ -614,7 +609,9 @@ static int replica_update(op_ctx *c, table *t, bool *own_removed)
                               "of this region (start it with --peer %s=HOST:PORT)",
                               region, region);
     if (del && strcmp(region, c->region) == 0) {
-        int rc = delete_own_replica(c, t);
+        table *gone;
+        int rc = delete_own_replica(c, t, false, &gone);
+        if (rc == 0) table_release(gone);
         *own_removed = rc == 0;
         return rc;
     }

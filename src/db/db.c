@@ -307,32 +307,54 @@ static int read_mark(db *d, const char *key, uint64_t *out, err *e)
     return r < 0 ? -1 : 0;
 }
 
+/* The first and last entries of the log (0 if it is empty). */
+static int log_ends(db *d, uint64_t *first, uint64_t *last, err *e)
+{
+    store_iter *it = store_iter_new(d->st, STORE_CF_RLOG, NULL, 0, NULL, 0);
+    *first = *last = 0;
+    size_t kl;
+    store_iter_first(it);
+    if (store_iter_valid(it)) {
+        const uint8_t *k = store_iter_key(it, &kl);
+        if (kl == 8) *first = load_u64be(k);
+        store_iter_last(it);
+        k = store_iter_valid(it) ? store_iter_key(it, &kl) : NULL;
+        if (k && kl == 8) *last = load_u64be(k);
+    }
+    int rc = store_iter_status(it, e);
+    store_iter_free(it);
+    return rc;
+}
+
 /* The log continues above every seq it ever used: its last entry on disk,
  * or the marks left by trimming and by a skip (db_log_trim, _skip_past). */
 static int init_log(db *d, err *e)
 {
-    uint64_t trimmed, floor;
-    if (read_mark(d, LOG_TRIMMED_KEY, &trimmed, e) < 0 ||
-        read_mark(d, LOG_FLOOR_KEY, &floor, e) < 0)
+    uint64_t trimmed, floor, first, last;
+    bool have_trimmed;
+    if (has_mark(d, LOG_TRIMMED_KEY, &have_trimmed, e) < 0 ||
+        read_mark(d, LOG_TRIMMED_KEY, &trimmed, e) < 0 ||
+        read_mark(d, LOG_FLOOR_KEY, &floor, e) < 0 || log_ends(d, &first, &last, e) < 0)
         return -1;
-    atomic_store(&d->log_trimmed, trimmed);
-    store_iter *it = store_iter_new(d->st, STORE_CF_RLOG, NULL, 0, NULL, 0);
-    store_iter_last(it);
-    uint64_t last = 0;
-    if (store_iter_valid(it)) {
-        size_t kl;
-        const uint8_t *k = store_iter_key(it, &kl);
-        if (kl == 8) last = load_u64be(k);
+    if (!have_trimmed && first > 1) {
+        /* A log trimmed before the mark existed: everything below its first
+         * entry is gone, and peers behind it must be re-seeded. Recorded once. */
+        trimmed = first - 1;
+        uint8_t v[8];
+        store_u64be(v, trimmed);
+        store_batch *b = store_batch_new(d->st);
+        store_batch_put(b, STORE_CF_META, LOG_TRIMMED_KEY, strlen(LOG_TRIMMED_KEY), v, 8);
+        int rc = store_write(d->st, b, e);
+        store_batch_free(b);
+        if (rc < 0) return -1;
     }
-    int rc = store_iter_status(it, e);
-    store_iter_free(it);
+    atomic_store(&d->log_trimmed, trimmed);
+    atomic_store(&d->log_trim_target, trimmed);
     if (last < trimmed) last = trimmed;
     if (last < floor) last = floor;
-    if (rc == 0) {
-        rlog_init(&d->log, last, &d->clock);
-        d->log_ready = true;
-    }
-    return rc;
+    rlog_init(&d->log, last, &d->clock);
+    d->log_ready = true;
+    return 0;
 }
 
 static int migrate_tombs(db *d, err *e);
@@ -348,6 +370,7 @@ int db_open(db *d, const char *dir, const char *region, const store_options *opt
     atomic_init(&d->clock_bound_ms, 0);
     pthread_mutex_init(&d->log_mark_mu, NULL);
     atomic_init(&d->log_trimmed, 0);
+    atomic_init(&d->log_trim_target, 0);
     pthread_mutex_init(&d->conflicts_mu, NULL);
     d->conflicts = calloc(DB_CONFLICTS_KEPT, sizeof(*d->conflicts));
     if (!d->conflicts) abort();
@@ -765,6 +788,10 @@ int db_write(db *d, db_write_op *ops, size_t n, arena *a, err *e)
          * stays unique: another write to this key reads it and stamps above
          * it, and a write to another key is compared with nothing of this. */
         if (sl[i].exists && ts <= sl[i].ts) {
+            if (sl[i].ts == UINT64_MAX) { /* nothing can order after it */
+                err_set(e, ERR_INTERNAL, "the stored version of an item is the largest possible");
+                goto out;
+            }
             ts = sl[i].ts + 1;
             if (clamp_to_skew(d, ts) < ts) atomic_fetch_add(&d->skew_overwrites, 1);
             hlc_observe(&d->clock, clamp_to_skew(d, ts));
@@ -1163,6 +1190,8 @@ int db_log_trim(db *d, uint64_t through, err *e)
         store_u64be(lo, 0);
         store_u64be(hi, through + 1);
         store_u64be(v, through);
+        /* Readers learn of the trim before any entry goes (see db.h). */
+        if (through > atomic_load(&d->log_trim_target)) atomic_store(&d->log_trim_target, through);
         store_batch *b = store_batch_new(d->st);
         store_batch_delete_range(b, STORE_CF_RLOG, lo, 8, hi, 8);
         store_batch_put(b, STORE_CF_META, LOG_TRIMMED_KEY, strlen(LOG_TRIMMED_KEY), v, 8);
@@ -1232,6 +1261,11 @@ int db_log_retention_cut(db *d, uint64_t stable, uint64_t max_age_ms, uint64_t m
     int rc = store_iter_status(it, e);
     store_iter_free(it);
     return rc;
+}
+
+uint64_t db_log_trim_horizon(db *d)
+{
+    return atomic_load(&d->log_trim_target);
 }
 
 uint64_t db_log_trimmed(db *d)
@@ -1387,7 +1421,14 @@ static int collect_table(db *d, table *t, const uint8_t uid[TABLE_UID_LEN], uint
         }
         size_t kl;
         const uint8_t *k = store_iter_key(it, &kl);
-        if (kl < TOMB_KEY_OFF + 12) continue; /* not an index entry of ours */
+        if (kl < TOMB_KEY_OFF + 12) { /* not an index entry of ours: it goes */
+            store_batch *b = store_batch_new(d->st);
+            store_batch_delete(b, STORE_CF_TOMBS, k, kl);
+            rc = store_write(d->st, b, e);
+            store_batch_free(b);
+            if (rc < 0) break;
+            continue;
+        }
         tomb_ref *x = &refs[n++];
         memset(x, 0, sizeof(*x));
         x->ts = load_u64be(k + TOMB_TS_OFF);
@@ -1442,18 +1483,18 @@ int db_collect_tombstones(db *d, uint64_t horizon, db_table_filter ok, void *ctx
         table *t = catalog_get_uid(d->cat, uid);
         bool has_next = uid_successor(uid, next);
         if (!t) {
-            /* The table is gone from this region: so are its index entries. */
+            /* The table is gone from this region: so are its index entries,
+             * the ones this pass's snapshot shows, one by one and at most
+             * max_per_table a pass (a range delete could also take the
+             * entries of the uid re-created here meanwhile by a back-fill). */
             store_batch *b = store_batch_new(d->st);
-            if (has_next) {
-                store_batch_delete_range(b, STORE_CF_TOMBS, uid, TABLE_UID_LEN, next,
-                                         TABLE_UID_LEN);
-            } else { /* the very last uid: no range end, one by one */
-                for (; store_iter_valid(it); store_iter_next(it)) {
-                    const uint8_t *kk = store_iter_key(it, &kl);
-                    store_batch_delete(b, STORE_CF_TOMBS, kk, kl);
-                }
+            for (size_t n = 0; n < max_per_table && store_iter_valid(it); n++) {
+                const uint8_t *kk = store_iter_key(it, &kl);
+                if (kl < TABLE_UID_LEN || memcmp(kk, uid, TABLE_UID_LEN) != 0) break;
+                store_batch_delete(b, STORE_CF_TOMBS, kk, kl);
+                store_iter_next(it);
             }
-            rc = store_write(d->st, b, e);
+            rc = store_batch_count(b) ? store_write(d->st, b, e) : 0;
             store_batch_free(b);
         } else if (ok(ctx, t)) {
             bool more;

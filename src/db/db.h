@@ -61,6 +61,7 @@ typedef struct db {
      * max(log_trimmed, floor). Written under log_mark_mu, only upwards. */
     pthread_mutex_t log_mark_mu;
     _Atomic uint64_t log_trimmed;
+    _Atomic uint64_t log_trim_target; /* >= log_trimmed: set before a trim's write */
     uint64_t max_skew_ms;             /* received timestamps may lead by this much */
     _Atomic uint64_t skew_violations; /* received timestamps beyond that */
     _Atomic uint64_t skew_overwrites; /* local writes stamped above such a stored version */
@@ -201,6 +202,11 @@ int db_log_retention_cut(db *d, uint64_t stable, uint64_t max_age_ms, uint64_t m
                          uint64_t now_ms, uint64_t *cut, err *e);
 /* Every log entry <= the returned seq has been deleted (trimmed). */
 uint64_t db_log_trimmed(db *d);
+/* The log entries <= the returned seq may be gone: a trim publishes its
+ * target here before its write, so a reader that creates an iterator and
+ * then finds this below its position knows the iterator misses nothing it
+ * needs (db_log_trimmed is published only after the write). */
+uint64_t db_log_trim_horizon(db *d);
 /* Makes the log continue above seq, durably (the mark is on disk before any
  * seq above it is reserved): the repair when a peer reports a position
  * beyond the end of this log. */

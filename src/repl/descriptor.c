@@ -27,6 +27,7 @@
 typedef struct merge_ctx {
     repl *r;
     const table_settings *incoming;
+    bool refused; /* the union of replica entries did not fit */
 } merge_ctx;
 
 /* Merges a received descriptor (table_settings_merge) and owes a back-fill
@@ -38,10 +39,12 @@ static int merge_settings(void *ctx, table *t, table_settings *s, store_batch *b
     merge_ctx *m = ctx;
     table_settings old = *s;
     bool changed;
-    if (table_settings_merge(s, m->incoming, &changed) < 0)
+    if (table_settings_merge(s, m->incoming, &changed) < 0) {
+        m->refused = true;
         return err_set(e, ERR_VALIDATION,
                        "table %s: the replica set received names more than %d regions", t->name,
                        TABLE_REPLICAS_MAX);
+    }
     if (!changed) return 0;
     for (size_t i = 0; i < s->n_replicas; i++) {
         const table_replica *rp = &s->replicas[i];
@@ -84,7 +87,9 @@ int repl_depart_table(repl *r, table *t, err *e)
 {
     depart_ctx x = {.r = r, .expect = t};
     table *gone = NULL;
+    repl_departures_lock(r);
     int rc = catalog_delete(r->d->cat, t->account, t->name, true, prepare_depart, &x, &gone, e);
+    repl_departures_unlock(r);
     if (rc == 0) table_release(gone);
     return rc;
 }
@@ -133,16 +138,25 @@ int repl_apply_descriptor(repl *r, const char *source, const uint8_t *json, size
         probe = local->settings;
         pthread_mutex_unlock(&local->settings_mu);
         bool changed = false;
+        merge_ctx m = {.r = r, .incoming = &tmpl.settings};
         if (table_settings_merge(&probe, &tmpl.settings, &changed) < 0) {
-            rc = err_set(e, ERR_VALIDATION,
-                         "table %s from %s: the replica set names more than %d regions (a "
-                         "deployment has at most that many)",
-                         local->name, source, TABLE_REPLICAS_MAX);
+            m.refused = true;
         } else if (changed) {
-            merge_ctx m = {.r = r, .incoming = &tmpl.settings};
             rc = catalog_update_settings(r->d->cat, local, merge_settings, &m, e);
             if (rc == 0) repl_kick(r);
             if (rc < 0 && e->code == ERR_RESOURCE_NOT_FOUND) rc = 0;
+        }
+        if (m.refused) {
+            /* Never dropped silently, and never a reason to stop the link
+             * (every other table from this source would stop with it): the
+             * descriptor is refused, logged and counted; the table keeps
+             * its replica set here until an operator removes regions. */
+            rc = 0;
+            atomic_fetch_add(&r->descriptors_refused, 1);
+            if (log_every(&r->descriptor_refused_logged_ms, 10000))
+                log_error("table %s: a descriptor from %s names more regions than a replica set "
+                          "holds (%d); refused, this region keeps its replica set",
+                          local->name, source, TABLE_REPLICAS_MAX);
         }
         if (rc == 0 && !table_settings_replica(&probe, r->region)) rc = depart(r, local, source, e);
     }

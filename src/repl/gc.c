@@ -92,6 +92,9 @@ static int collect_log(repl *r)
             log_warn("replication log retention: %s", e.msg);
         return -1;
     }
+    /* No departure commits between reading the departed records and the
+     * trim (repl_departures_lock), so none of its writes can be cut unseen. */
+    repl_departures_lock(r);
     uint64_t hold = departed_hold(r, cut); /* also forgets the records no longer needed */
     if (cut > min) {
         if (hold < cut) {
@@ -109,13 +112,11 @@ static int collect_log(repl *r)
         min = cut;
     }
     if (min > stable) min = stable; /* a peer's position is never past the watermark */
-    if (min <= db_log_trimmed(r->d)) return 0;
-    if (db_log_trim(r->d, min, &e) < 0) {
-        if (log_every(&r->gc_err_logged_ms, GC_ERR_LOG_MS))
-            log_warn("replication log collection failed: %s", e.msg);
-        return -1;
-    }
-    return 0;
+    int rc = min <= db_log_trimmed(r->d) ? 0 : db_log_trim(r->d, min, &e);
+    repl_departures_unlock(r);
+    if (rc < 0 && log_every(&r->gc_err_logged_ms, GC_ERR_LOG_MS))
+        log_warn("replication log collection failed: %s", e.msg);
+    return rc;
 }
 
 /* The tables with a back-fill still owed to some peer (markers in meta). */

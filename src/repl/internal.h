@@ -159,6 +159,7 @@ struct repl {
     bool gc_started;
     gc_task gc[N_GC_TASKS]; /* its statistics, per task */
     _Atomic bool running;
+    pthread_mutex_t departed_mu; /* repl_departures_lock: departures vs. retention */
     pthread_mutex_t conn_mu;
     pthread_t conn_mu_owner; /* for assert_conn_locked */
     bool conn_mu_held;
@@ -174,10 +175,12 @@ struct repl {
     _Atomic uint64_t applied_frontier, global_frontier; /* as last computed (metrics) */
     _Atomic uint64_t tombstones_collected;
     _Atomic uint64_t refused[N_REFUSE];
-    _Atomic uint64_t refused_logged_ms[N_REFUSE]; /* last warning per reason (monotonic) */
-    _Atomic uint64_t apply_err_logged_ms;         /* last "applying ... failed" error */
-    _Atomic uint64_t gc_err_logged_ms;            /* last background failure warning */
-    _Atomic uint64_t departed_logged_ms;          /* last "retention held" warning */
+    _Atomic uint64_t refused_logged_ms[N_REFUSE];  /* last warning per reason (monotonic) */
+    _Atomic uint64_t apply_err_logged_ms;          /* last "applying ... failed" error */
+    _Atomic uint64_t gc_err_logged_ms;             /* last background failure warning */
+    _Atomic uint64_t descriptors_refused;          /* replica sets too large to merge */
+    _Atomic uint64_t descriptor_refused_logged_ms; /* last such error logged */
+    _Atomic uint64_t departed_logged_ms;           /* last "retention held" warning */
 };
 
 #define DEPARTED_PREFIX "departed/"

@@ -153,6 +153,16 @@ int repl__departed_peer_replicates(repl *r, const uint8_t *uid, const char *peer
     return got < 0 ? -1 : 0;
 }
 
+void repl_departures_lock(repl *r)
+{
+    if (r) pthread_mutex_lock(&r->departed_mu);
+}
+
+void repl_departures_unlock(repl *r)
+{
+    if (r) pthread_mutex_unlock(&r->departed_mu);
+}
+
 void repl_kick(repl *r)
 {
     if (r) atomic_fetch_add(&r->kick_gen, 1);
@@ -202,6 +212,7 @@ repl *repl_start(db *d, const repl_config *cfg, err *e)
     r->sources = calloc(cfg->n_peers ? cfg->n_peers : 1, sizeof(source_state));
     if (!r->links || !r->sources) abort();
     pthread_mutex_init(&r->conn_mu, NULL);
+    pthread_mutex_init(&r->departed_mu, NULL);
     for (size_t i = 0; i < cfg->n_peers; i++) {
         peer_link *l = &r->links[i];
         l->r = r;
@@ -263,6 +274,7 @@ void repl_stop(repl *r)
     for (size_t i = 0; i < r->n_peers; i++)
         pthread_mutex_destroy(&r->sources[i].apply_mu);
     pthread_mutex_destroy(&r->conn_mu);
+    pthread_mutex_destroy(&r->departed_mu);
     free(r->links);
     free(r->sources);
     memset(r->key, 0, sizeof(r->key));
@@ -441,6 +453,12 @@ void repl_render_metrics(repl *r, buf *out)
                            (unsigned long long)atomic_load(&g->last_done_ms));
         }
     }
+    buf_printf(out,
+               "# HELP meridian_replication_descriptors_refused_total Table descriptors from "
+               "other regions refused: their replica set names more regions than fit.\n"
+               "# TYPE meridian_replication_descriptors_refused_total counter\n"
+               "meridian_replication_descriptors_refused_total %llu\n",
+               (unsigned long long)atomic_load(&r->descriptors_refused));
     buf_puts(out, "# HELP meridian_replication_reseeds_total Peers re-seeded from snapshots "
                   "because the log no longer held what they needed.\n"
                   "# TYPE meridian_replication_reseeds_total counter\n");

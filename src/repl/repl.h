@@ -64,6 +64,12 @@ int repl_backfill_percent(repl *r, const char *peer);
  * "departed/UIDHEX", value: 0x01 | u64 BE through | descriptor JSON. */
 void repl_departed_record(store_batch *b, const uint8_t uid[TABLE_UID_LEN], uint64_t through,
                           const void *descriptor_json, size_t len);
+/* Departures (catalog_delete of a replicated table with its departed
+ * record) and the log's retention serialise on this lock, so retention
+ * never misses a departed record committed while it decides (lock order:
+ * before the catalog's DDL lock). Safe with r NULL (no replication). */
+void repl_departures_lock(repl *r);
+void repl_departures_unlock(repl *r);
 /* This region's replica of t departs because another region removed it:
  * the local table goes, with its departed record (see above). */
 int repl_depart_table(repl *r, table *t, err *e);

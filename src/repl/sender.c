@@ -340,6 +340,8 @@ static int pending_backfill(repl *r, const char *peer, uint8_t *uid, uint64_t *g
     return found;
 }
 
+static int reseed_if_needed(sender_conn *c, err *e);
+
 /* Sends log entries after c->pos up to the watermark (one batch). */
 static int send_log(sender_conn *c, uint64_t stable, err *e)
 {
@@ -348,6 +350,12 @@ static int send_log(sender_conn *c, uint64_t stable, err *e)
     store_u64be(lo, c->scanned + 1);
     store_u64be(hi, stable + 1);
     store_iter *it = store_iter_new(r->d->st, STORE_CF_RLOG, lo, 8, hi, 8);
+    /* A trim that began before the iterator's snapshot may have removed
+     * entries this peer needs: re-seed instead of streaming past the gap. */
+    if (db_log_trim_horizon(r->d) > c->scanned) {
+        store_iter_free(it);
+        return reseed_if_needed(c, e);
+    }
     bool full = false;
     buf frame;
     buf_init(&frame);
@@ -455,20 +463,21 @@ static int reseed_all(sender_conn *c, err *e)
 /* If the peer needs entries that are no longer in the log (trimmed through
  * out of retention, or its data was lost), every table it replicates is
  * back-filled again and streaming resumes above the trimmed part: nothing
- * is skipped. */
+ * is skipped. The trim's horizon (published before its entries go) is what
+ * counts, and only entries this peer has not passed (c->scanned: read up to
+ * there, nothing for it after c->pos). */
 static int reseed_if_needed(sender_conn *c, err *e)
 {
     repl *r = c->l->r;
-    uint64_t trimmed = db_log_trimmed(r->d);
-    if (c->pos >= trimmed) return 0;
+    uint64_t horizon = db_log_trim_horizon(r->d);
+    if (c->scanned >= horizon) return 0;
     int n = reseed_all(c, e);
     if (n < 0) return -1;
     log_warn("peer %s needs log entries from %llu, but the log was trimmed through %llu: "
              "re-seeding %d tables from snapshots",
-             c->l->name, (unsigned long long)(c->pos + 1), (unsigned long long)trimmed, n);
+             c->l->name, (unsigned long long)(c->pos + 1), (unsigned long long)horizon, n);
     atomic_fetch_add(&c->l->reseeds, 1);
-    c->pos = trimmed;
-    if (c->scanned < c->pos) c->scanned = c->pos;
+    c->pos = c->scanned = horizon;
     return 0;
 }
 
@@ -487,9 +496,13 @@ static int repair_position_ahead(sender_conn *c, uint64_t peer_pos, err *e)
     log_error("peer %s reports this region's log applied through %llu, beyond its end (%llu): "
               "inconsistent; moving the log past it and re-seeding the peer from snapshots",
               c->l->name, (unsigned long long)peer_pos, (unsigned long long)high);
-    if (db_log_skip_past(r->d, peer_pos, e) < 0) return -1;
+    if (peer_pos >= UINT64_MAX / 2)
+        return err_set(e, ERR_VALIDATION, "peer %s reports an impossible log position %llu",
+                       c->l->name, (unsigned long long)peer_pos);
+    /* The back-fills are owed (durably) before the log jumps: a crash in
+     * between repeats the repair, never leaves the skip without them. */
     int n = reseed_all(c, e);
-    if (n < 0) return -1;
+    if (n < 0 || db_log_skip_past(r->d, peer_pos, e) < 0) return -1;
     atomic_fetch_add(&c->l->reseeds, 1);
     return 0;
 }
@@ -527,9 +540,16 @@ static int stream(sender_conn *c, err *e)
          * (the frontier is taken before any later back-fill's snapshot). */
         if (!c->hb_pending && hlc_mono_ms() - c->last_hb >= HEARTBEAT_MS) {
             err se;
+            uint8_t owed_uid[TABLE_UID_LEN];
+            uint64_t owed_gen;
             if (db_safe_point(r->d, &c->hb_seq, &c->hb_ts, &se) < 0) {
                 log_warn("no safe point for a heartbeat: %s", se.msg);
                 c->hb_ts = 0; /* claims nothing; still keeps the link alive */
+            } else if (c->bf_inflight || pending_backfill(r, c->l->name, owed_uid, &owed_gen)) {
+                /* Writes this peer misses are still to come by back-fill (a
+                 * re-seed, a new replica): the log position does not cover
+                 * them, so claim nothing until they are delivered. */
+                c->hb_ts = 0;
             }
             c->hb_frontier = repl__applied_frontier(r);
             c->hb_pending = true;
