@@ -59,7 +59,8 @@ void rlog_init(rlog *l, uint64_t last_used, hlc *clock);
 void rlog_destroy(rlog *l);
 /* Reserves n consecutive seqs; returns the first. Never blocks on others. */
 uint64_t rlog_reserve(rlog *l, uint32_t n);
-/* Marks a reservation finished (its batch committed or failed). */
+/* Marks a reservation finished (its batch committed or failed). `first`
+ * must be an outstanding reservation, finished once (asserted). */
 void rlog_done(rlog *l, uint64_t first);
 uint64_t rlog_stable(rlog *l);
 /* The largest seq reserved so far (next - 1). */
