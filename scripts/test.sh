@@ -35,7 +35,8 @@ echo "== tests under ThreadSanitizer"
 # Which tests: those where our code runs on several threads at once. The unit
 # tests that start threads (test_repl_core: the replication log's watermark
 # and waiters, and a database with RocksDB's threads; test_repl_wire;
-# test_sigv4's shared verifier; test_log's racing rate limit); the others are
+# test_sigv4's shared verifier; test_log's racing rate limit; test_store's
+# concurrent counter merges); the others are
 # single-threaded, where TSan cannot find anything. The integration suites whose servers run many threads
 # on shared state (HTTP connection threads writing and reading the same keys,
 # replication senders and receivers, replicas added and removed while they
@@ -67,7 +68,7 @@ tsan_supp="$PWD/tests/tsan.supp"
     TSAN_OPTIONS="halt_on_error=1:exitcode=66:detect_deadlocks=0:suppressions=$tsan_supp" \
     MERIDIAN_SIM_SEEDS=2 \
     ctest --output-on-failure -j3 \
-          -R '^(unit\.test_(repl_core|repl_wire|sigv4|log)|integration\.test_(replication|partition|tombstones|replica_changes|replica_removal|retention|batch|items|crash|peer_port))$')
+          -R '^(unit\.test_(repl_core|repl_wire|sigv4|log|store)|integration\.test_(replication|partition|tombstones|replica_changes|replica_removal|retention|batch|items|crash|peer_port|log_seq))$')
 
 echo "== fuzzing (libFuzzer, 60 s per target)"
 bash scripts/fuzz.sh 60
