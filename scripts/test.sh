@@ -43,7 +43,8 @@ echo "== tests under ThreadSanitizer"
 # run, the log and tombstone collectors, shutdown while all of them run):
 # test_replication, test_partition, test_tombstones, test_replica_changes,
 # test_replica_removal, test_retention, test_batch, test_items, test_crash,
-# test_peer_port (the peer port's connection pools under floods).
+# test_peer_port (the peer port's connection pools under floods), test_log_seq
+# (the background thread trimming the log while senders stream and DeleteTable races).
 # The other suites drive one connection at a time through request parsing and
 # validation, which the ASan run covers (and test_hostile's 10000 idle
 # connections are 10000 threads, more than TSan can map). All of ctest under
