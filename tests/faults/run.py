@@ -27,10 +27,12 @@ Exit status 0 if every seed passed; 1 if any violation was found.
 """
 
 import argparse
+import http.client
 import json
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -53,7 +55,7 @@ REGION_NAMES = ("us-east-1", "eu-west-1", "ap-south-1", "sa-east-1", "ca-central
 AHEAD_MS = 3600000       # the clock offset of a region that is an hour ahead
 LOG_COLLECT_S = 5.0      # how often a region deletes the log its peers have (repl.c collect_log)
 STORM = 8                # concurrent DeleteTable calls on one global table
-LOG_PAD = 1000           # log entries a hole fault adds first (see Nemesis.prepare_hole)
+LOG_PAD = 500            # log entries a hole fault adds first (see Nemesis.prepare_hole)
 
 
 def log(msg):
@@ -112,6 +114,9 @@ class Deployment:
         # Held by the DDL churn during each of its actions, and by the
         # nemesis while a region's log must not grow (hole_ddl, hole_disk).
         self.ddl_lock = threading.Lock()
+        # Keys written once each by the nemesis (Nemesis.probe), read at the
+        # end with the workload's keys.
+        self.extra_keys = []
         self.grace_ms = grace_ms
         self.cluster = harness.Cluster(self.names, proxied=True, tag=tag, start=False)
         self.disks = {}
@@ -395,9 +400,11 @@ class Nemesis(threading.Thread):
     # nemesis's (ddl: the DdlChurn thread).
     OTHER_KINDS = ("clock_ahead", "ddl")
 
-    def __init__(self, dep, seed, stop, only=None, schedule=()):
+    def __init__(self, dep, seed, stop, only=None, schedule=(), history=None):
         super().__init__(daemon=True, name="nemesis")
         self.dep = dep
+        self.history = history
+        self.n_probe = 0
         self.rng = random.Random(seed)
         self.stop_event = stop
         faults = [f for f in self.FAULTS if not only or f[0] in only]
@@ -478,6 +485,7 @@ class Nemesis(threading.Thread):
             dep.offsets[n] = AHEAD_MS
             self.note("restart %s with clock offset %+d ms" % (n, dep.offsets[n]))
             dep.start_region(n)
+            self.probe(n)
         elif kind == "hole_ddl":
             self.hole_ddl(region or rng.choice(dep.names))
         elif kind == "hole_disk":
@@ -514,8 +522,47 @@ class Nemesis(threading.Thread):
         else:
             self.note("%srestart %s" % ("... " if quick else "", n))
         self.dep.start_region(n)
+        self.probe(n)
 
-    def prepare_hole(self, n):
+    def probe(self, n, timeout=10.0):
+        """The first write after a restart, on a key of its own that nothing
+        else writes: a write lost on its way to the other regions is always
+        visible at the end (one the workload made may be overwritten before
+        then). Retried until acknowledged (bounded); every attempt is part
+        of the history."""
+        if self.history is None:
+            return
+        self.n_probe += 1
+        key = "probe-%d" % self.n_probe
+        self.dep.extra_keys.append(key)
+        c = harness.client(self.dep[n], read_timeout=8, connect_timeout=2)
+        deadline = time.monotonic() + timeout
+        attempt = 0
+        while True:
+            attempt += 1
+            value = "nemesis-%d.%d" % (self.n_probe, attempt)
+            op = self.history.new(kind="put", region=n, key=key, value=value, t0=time.monotonic(),
+                                  w0=time.time(), worker="nemesis")
+            try:
+                r = c.put_item(TableName=TABLE, Item={"pk": {"S": key}, "val": {"S": value}},
+                               ReturnValues="ALL_OLD")
+                op.t1, op.w1 = time.monotonic(), time.time()
+                op.version = parse_version(r["ResponseMetadata"]["HTTPHeaders"].get("x-meridian-version"))
+                old = r.get("Attributes")
+                op.old = old["val"]["S"] if old and "val" in old else None
+                op.old_known = True
+                op.outcome = OK
+                self.note("... probe write %s in %s" % (key, n))
+                return
+            except Exception as ex:  # noqa: BLE001 - part of the history
+                op.t1 = time.monotonic()
+                op.outcome, op.error = classify(ex)
+            if time.monotonic() > deadline:
+                self.note("... probe write %s in %s failed: %s" % (key, n, op.error))
+                return
+            time.sleep(0.2)
+
+    def prepare_hole(self, n, pad=LOG_PAD):
         """A global churn table in region n (replicated to one other region)
         with LOG_PAD items written to it in n: LOG_PAD more entries in n's
         log. A region in a 25-second seed has logged only a few hundred
@@ -531,43 +578,78 @@ class Nemesis(threading.Thread):
         pool = client_pool(dep[n], 4)
         c = pool[0]
 
-        def pad(c, part):
-            for i in range(part * 25, LOG_PAD, 25 * len(pool)):
+        def write(c, part):
+            for i in range(part * 25, pad, 25 * len(pool)):
                 c.batch_write_item(RequestItems={name: [
                     {"PutRequest": {"Item": {"pk": {"S": "p%d" % j}}}}
-                    for j in range(i, min(i + 25, LOG_PAD))]})
+                    for j in range(i, min(i + 25, pad))]})
         try:
             churn_create(c, name)
             c.update_table(TableName=name, ReplicaUpdates=[{"Create": {"RegionName": peer}}])
         except Exception as ex:  # noqa: BLE001 - the region may be down or cut off
             self.note("... setting up %s failed (%s)" % (name, describe_error(ex)))
             return None
-        outcomes = in_parallel([lambda c=c, i=i: pad(c, i) for i, c in enumerate(pool)])
+        outcomes = in_parallel([lambda c=c, i=i: write(c, i) for i, c in enumerate(pool)])
         if any(o != "ok" for o in outcomes):
             self.note("... writing to %s failed (%s)" % (name, summary(outcomes)))
             return None
         self.note("... global table %s (replicas %s, %s), %d items written in %s" % (
-            name, n, peer, LOG_PAD, n))
+            name, n, peer, pad, n))
         return name
 
-    def hole_ddl(self, n):
+    def wait_log_acked(self, n, timeout=10.0):
+        """Waits until every peer of region n has acknowledged every entry
+        of n's log (meridian_replication_pending_bytes 0 on every link);
+        then returns how many log positions are still unacknowledged (the
+        pending entries of the link with the fewest): positions past the
+        newest entry, i.e. failed reservations at the top of the log (a peer
+        never acknowledges a position inside a trailing hole). None if that
+        did not happen within timeout."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                samples, _ = harness.scrape_metrics(self.dep[n])
+                entries = [harness.metric_value(samples, "meridian_replication_pending_entries", peer=p)
+                           for p in self.dep.names if p != n]
+                nbytes = [harness.metric_value(samples, "meridian_replication_pending_bytes", peer=p)
+                          for p in self.dep.names if p != n]
+                if not any(nbytes):
+                    return int(min(entries))
+            except Exception:  # noqa: BLE001 - busy: try again
+                pass
+            time.sleep(0.2)
+        return None
+
+    def hole_ddl(self, n, attempts=4):
         """Failed log reservations at the top of region n's log, from
-        concurrent DeleteTable calls on one global table (all but one lose
-        the race after reserving a log sequence number), then a log
-        collection pass, kill -9 and restart, and writes again."""
+        STORM concurrent DeleteTable calls on one global table (those that
+        lose the race after reserving a log sequence number leave holes;
+        whether the newest reservation is one of them is up to the
+        scheduler, so up to `attempts` storms, a new table each, until the
+        metrics show holes at the top of the log), then a log collection
+        pass, kill -9 and restart, and writes again."""
         dep, rng = self.dep, self.rng
         self.note("%d concurrent DeleteTable of a global table in %s, then kill -9 and restart"
                   % (STORM, n))
         self.dep.ddl_lock.acquire()
         try:
             name = self.prepared.pop(n, None) or self.prepare_hole(n)
-            if name is None:
-                return
-            if not self.dep.gates[n].close(timeout=20):
-                log("nemesis: writes in flight in %s did not end within 20 s" % n)
-            outcomes = delete_storm(dep[n], name)
-            self.note("... %s in %s: %s" % (name, n, summary(outcomes)))
-            # A log collection pass while the newest reservation may be a hole.
+            for attempt in range(attempts):
+                if attempt:
+                    name = self.prepare_hole(n, pad=0)
+                if name is None:
+                    return
+                if not self.dep.gates[n].close(timeout=20):
+                    log("nemesis: writes in flight in %s did not end within 20 s" % n)
+                outcomes = delete_storm(dep[n], name)
+                holes = self.wait_log_acked(n)
+                self.note("... %s in %s: %s; %s" % (
+                    name, n, summary(outcomes),
+                    "peers did not acknowledge the log within 10 s" if holes is None else
+                    "%d failed reservation(s) at the top of the log" % holes))
+                if holes:
+                    break
+            # A log collection pass while the newest reservations are holes.
             time.sleep(LOG_COLLECT_S + rng.uniform(0.6, 1.5))
             self.note("... kill -9 %s" % n)
             dep.cluster.kill9(n)
@@ -607,7 +689,11 @@ class Nemesis(threading.Thread):
             t_clear = time.monotonic()
             while time.monotonic() < t_clear + 15 and disk_full_metric(dep[n]) != 0:
                 time.sleep(0.2)
-            self.note("... storage writes succeed again in %s after %.1f s" % (n, time.monotonic() - t_clear))
+            holes = self.wait_log_acked(n)
+            self.note("... storage writes succeed again in %s after %.1f s; %s" % (
+                n, time.monotonic() - t_clear,
+                "peers did not acknowledge the log within 10 s" if holes is None else
+                "%d failed reservation(s) at the top of the log" % holes))
             time.sleep(LOG_COLLECT_S + rng.uniform(0.6, 1.5))
             self.note("... kill -9 %s" % n)
             dep.cluster.kill9(n)
@@ -713,9 +799,48 @@ def in_parallel(fns):
 
 
 def delete_storm(server, name, n=STORM):
-    """n DeleteTable calls of one table in one region at once; their outcomes."""
+    """n DeleteTable calls of one table in one region at once; their
+    outcomes. Each request is signed and its connection opened first, then
+    all are sent in one go: boto3 clients in threads, signing each request
+    under the GIL on a busy machine, would reach the server one after the
+    other (each finding the table already gone) rather than at once."""
     churn_table(name)
-    return in_parallel([lambda c=c: c.delete_table(TableName=name) for c in client_pool(server, n)])
+    body = json.dumps({"TableName": name}).encode()
+    reqs = []
+    for _ in range(n):
+        headers, _ = harness.sign_request(server, body, target="DeleteTable")
+        lines = ["POST / HTTP/1.1", "Host: %s:%d" % (server.host, server.port)]
+        lines += ["%s: %s" % (k, v) for k, v in headers.items() if k.lower() not in ("host", "content-length")]
+        lines += ["Content-Length: %d" % len(body), "", ""]
+        reqs.append("\r\n".join(lines).encode() + body)
+    socks = []
+    try:
+        for _ in range(n):
+            socks.append(socket.create_connection((server.host, server.port), timeout=10))
+        time.sleep(0.05)  # the server's thread of each connection is up
+        for sock, req in zip(socks, reqs):
+            sock.sendall(req)
+        outcomes = []
+        for sock in socks:
+            try:
+                resp = http.client.HTTPResponse(sock)
+                resp.begin()
+                data = resp.read()
+                if resp.status == 200:
+                    outcomes.append("ok")
+                else:
+                    try:
+                        outcomes.append(json.loads(data).get("__type", "?").rsplit("#", 1)[-1])
+                    except ValueError:
+                        outcomes.append("HTTP %d" % resp.status)
+            except Exception as ex:  # noqa: BLE001 - every outcome is reported
+                outcomes.append(type(ex).__name__)
+        return outcomes
+    except OSError as ex:
+        return ["connect: %s" % ex.__class__.__name__] * n
+    finally:
+        for sock in socks:
+            sock.close()
 
 
 def disk_full_metric(server):
@@ -902,17 +1027,19 @@ def percentile(xs, q):
     return xs[min(len(xs) - 1, int(q * len(xs)))]
 
 
-def pending_entries(dep):
-    """Log entries some region still has to send (meridian_replication_
-    pending_entries, all links); None if a region does not answer."""
-    total = 0
+def pending_bytes(dep):
+    """{(region, peer): bytes of log entries region has not had
+    acknowledged by peer} (meridian_replication_pending_bytes: entries that
+    exist, not positions); None if a region does not answer."""
+    out = {}
     for n in dep.names:
         try:
             samples, _ = harness.scrape_metrics(dep[n])
         except Exception:  # noqa: BLE001
             return None
-        total += harness.metric_value(samples, "meridian_replication_pending_entries")
-    return total
+        for _, labels, v in harness.metric_samples(samples, "meridian_replication_pending_bytes"):
+            out[(n, labels.get("peer"))] = v
+    return out
 
 
 def ahead_plan(seed, mode, only):
@@ -969,8 +1096,8 @@ def run_one(seed, n_regions, duration, workers_per_region, n_keys, converge_time
         hole = hole_plan(seed, only)
         hole_region = rng.choice(dep.names)
         if hole:
-            schedule.append((rng.uniform(0.1, 0.2) * duration, hole, hole_region))
-        nemesis = Nemesis(dep, rng.randrange(1 << 30), stop, only, schedule)
+            schedule.append((rng.uniform(0.06, 0.15) * duration, hole, hole_region))
+        nemesis = Nemesis(dep, rng.randrange(1 << 30), stop, only, schedule, history)
         if hole:
             # Its table, with the log pad, before the clock starts.
             nemesis.kind = hole
@@ -1001,14 +1128,15 @@ def run_one(seed, n_regions, duration, workers_per_region, n_keys, converge_time
         stalled_since, stalled = None, False
         while True:
             try:
-                final = read_final(dep, keys)
+                final = read_final(dep, keys + dep.extra_keys)
                 if same_everywhere(final):
                     break
             except Exception as ex:  # noqa: BLE001 - a region still starting
                 log("reading final state: %r" % ex)
             if time.monotonic() > deadline:
                 break
-            if final is not None and pending_entries(dep) == 0:
+            pending = pending_bytes(dep) if final is not None else None
+            if pending is not None and not any(pending.values()):
                 stalled_since = stalled_since or time.monotonic()
                 if time.monotonic() - stalled_since > stall_s:
                     stalled = True
@@ -1017,6 +1145,8 @@ def run_one(seed, n_regions, duration, workers_per_region, n_keys, converge_time
                     break
             else:
                 stalled_since = None
+                if pending and int(time.monotonic() - t_heal) % 15 == 14:
+                    log("still pending: %s" % {"%s->%s" % k: v for k, v in pending.items() if v})
             time.sleep(0.2)
         converge_s = time.monotonic() - t_heal
         # Full comparison: every region's scan, and `meridian verify`'s digests.
