@@ -4,8 +4,9 @@ on 127.0.0.1 (issue 5). `tests/faults/run` is the entry point.
 
 One run (a seed) starts N regions (3 or 5) whose every directed replication
 link goes through a controllable TCP proxy (tests/integration/harness.py
-LinkProxy), creates a global table in all of them, and then, for the run's
-duration, drives a workload in every region while a nemesis injects faults:
+LinkProxy), creates a global table (the main table, `faults`) in all of
+them, and then, for the run's duration, drives a workload in every region
+while a nemesis injects faults, one at a time:
 
   partition / one-way cut / isolate   links refused or black-holed
   slow link / throttle / flap         delay, bandwidth limit, connection resets
@@ -13,15 +14,61 @@ duration, drives a workload in every region while a nemesis injects faults:
   pause                               SIGSTOP .. SIGCONT (a stalled process)
   disk full / slow disk               ENOSPC or slow writes and fsyncs from the
                                       preloaded libmeridian_diskfault.so
-Clocks are skewed from the start (--clock-offset-ms per region).
+  hole_ddl                            failed writes at the top of one region's
+                                      replication log from STORM (8) concurrent
+                                      DeleteTable calls on one global table
+                                      (all but one lose the race after
+                                      reserving a log position), then a log
+                                      collection pass, kill -9 and restart
+  hole_disk                           the disk fills while the region's writes
+                                      are in flight (they fail: holes at the
+                                      top of its log); its writes stop, space
+                                      returns, and it is killed and restarted
+                                      with no successful client write in
+                                      between: at once, or (targeted) after
+                                      storage writes succeed again and a log
+                                      collection pass has run
+  clock_ahead                         kill -9 and restart one region with its
+                                      clock an hour ahead (--clock-offset-ms
+                                      3600000)
+Clocks are skewed from the start (--clock-offset-ms per region, a few
+seconds). A seed may also have one region an hour ahead, from the start or
+from an early clock_ahead restart (--ahead; by default by the seed: of the CI
+seeds 1, 2, 3, seed 1 from a restart, seed 3 from the start). Its own writes
+are legitimately an hour ahead; the other regions must not be dragged along.
+
+The hole faults make sure the condition they exist for happened: the region's
+clients are held back (Gate) and the DDL churn paused while the top of its
+log is made of failed reservations, which the region's metrics confirm
+(pending bytes 0 but pending entries > 0 on every link: every existing entry
+acknowledged, positions beyond them not); a DeleteTable storm is repeated
+(up to 4 times) until that is so. Their table first gets LOG_PAD items (a
+region with a long history), and after every restart the nemesis writes a
+probe: a key of its own that nothing overwrites, so a write that never
+reaches the other regions shows at the end. Every seed has one hole fault
+early (hole_disk for odd seeds, hole_ddl for even ones; its table prepared
+before the clock starts) and the clock_ahead restart, if any, before it;
+more are drawn at random like the other faults.
+
+Meanwhile the DDL churn (DdlChurn, in every region, under load): global
+tables created with replicas in other regions, replicas added and removed
+(UpdateTable ReplicaUpdates Create/Delete), DeleteTable in one region,
+STORM concurrent DeleteTable of one global table in one region, and a few
+writes to churned tables. It never touches the main table; its outcomes are
+counted (`ddl`, `ddl_events` in the JSON), not judged.
 
 The workload: blind puts, conditional puts (after a read), updates, deletes,
-reads, read-then-write in the same region, and causal chains (read in one
-region, then a write in another conditioned on the value read). Every request
-is recorded with its outcome (ok / fail / unknown) and the item version the
-server returned (x-meridian-version). At the end every fault is healed, the
-time until all regions hold the same records is measured, `meridian verify`
-and a full scan compare the regions, and checker.check() judges the history.
+reads, read-then-write in the same region (same key, or another key: xput),
+and causal chains (read in one region, then a write in another conditioned on
+the value read). Every write asks for the item it replaced (ReturnValues
+ALL_OLD). Every request is recorded with its outcome (ok / fail / unknown),
+its wall-clock times and the item version the server returned
+(x-meridian-version). At the end every fault is healed, the time until all
+regions hold the same records is measured (given up early, `stalled`, when
+they differ while no region has a log entry left to send for 10 s), `meridian
+verify` and a full scan compare the regions, and checker.check() judges the
+history, with every region's clock offsets over time (checker.Clocks) for the
+skew check.
 
 Exit status 0 if every seed passed; 1 if any violation was found.
 """
