@@ -23,12 +23,41 @@ check(history, final) returns a list of violations (empty: the run passed):
                  request's version when it was acknowledged
   causal         a write made after observing a version (a read, in any
                  region, then a put conditioned on the value read; or a
-                 blind put or update in the region that was read) carries a
-                 higher version than the one observed, whatever the clocks.
+                 blind put or update in the region that was read, of the
+                 same key or of another one) carries a higher version than
+                 the one observed, whatever the clocks.
                  A blind write into a region other than the one read is not
                  judged (unless causal_cross_region_blind): that region may
                  not have received what the client saw, so nothing in the
                  system orders the two; tests/faults/RESULTS.md says more.
+                 One exemption, by design (docs/REPLICATION.md, rule 2: the
+                 skew bound caps causality): a write on ANOTHER key than the
+                 one read may get a lower version when the version observed
+                 was beyond the skew bound of the writing region, i.e. its
+                 physical time is at least that region's wall clock + max
+                 skew at the earliest moment the region can have received it
+                 (when the write that made it was sent; the start of the
+                 history if that write is not known). The region's clock
+                 was capped below it. A write on the SAME key never is: it
+                 replaces the version observed and is stamped above it.
+                 Writes across keys are judged only when the clocks are known.
+  skew           every acknowledged write made in region R carries a version
+                 whose physical part HLC_MS(ts) = ts >> 16 is at most R's
+                 wall clock when it was acknowledged (real time + R's
+                 --clock-offset-ms; the highest offset R ever had so far,
+                 since its clock never goes back and restarts at its
+                 persisted bound) + max skew + a margin (SKEW_MARGIN_MS:
+                 the persisted bound's 1 s step and slack). Except a write
+                 that replaced a version from a region that was ahead: it is
+                 stamped exactly one above that version, so ts - 1 must be a
+                 version of the same key seen in the history (written, read,
+                 observed or left at the end), or, when the write replaced
+                 (ReturnValues ALL_OLD) the value of a write of unknown
+                 outcome whose version nobody saw, a version that write's
+                 region may have stamped. A region dragged along by another
+                 region's clock (its own versions, on any key, beyond its
+                 wall clock + skew) is what this finds. Judged only when the
+                 clocks are known (check(..., clocks=Clocks(...))).
   read-your-write / monotonic
                  in one region, a read that starts after a write there was
                  acknowledged sees that version or a newer one; a read that
@@ -42,7 +71,10 @@ test_checker.py.
 import json
 
 OK, FAIL, UNKNOWN = "ok", "fail", "unknown"
-WRITE_KINDS = ("put", "cput", "update", "delete", "chain")
+WRITE_KINDS = ("put", "cput", "update", "delete", "chain", "xput")
+HLC_LOGICAL_BITS = 16  # src/clock/hlc.h: ts = physical ms << 16 | logical counter
+MAX_SKEW_MS = 60000    # meridian serve's default --max-clock-skew-ms
+SKEW_MARGIN_MS = 2500  # the persisted clock bound's step (1 s) and scheduling slack
 
 
 def parse_version(header):
@@ -58,14 +90,22 @@ class Op:
     delete); for a read, `value` is the value seen (None: absent) and
     `version` the version seen (None: nothing stored). `after` is the
     version a causal write was made after observing, in region
-    `after_region` (None otherwise). A delete of an absent item writes
-    nothing: its version is what was stored already (None if nothing)."""
+    `after_region` (None otherwise), seen on key `after_key` (None: the
+    op's own key). A delete of an absent item writes nothing: its version
+    is what was stored already (None if nothing). t0/t1 are monotonic times
+    (sent, answered); w0/w1 the same moments in wall-clock seconds
+    (time.time(); None if not recorded). A write acknowledged together with
+    the item it replaced (ReturnValues ALL_OLD) has old_known set and `old`
+    = the value it replaced (None: nothing live, i.e. absent or a
+    tombstone)."""
 
     __slots__ = ("id", "kind", "region", "key", "value", "outcome", "version", "after",
-                 "after_region", "t0", "t1", "error", "worker")
+                 "after_region", "t0", "t1", "error", "worker", "after_key", "w0", "w1",
+                 "old", "old_known")
 
     def __init__(self, id, kind, region, key, value=None, outcome=UNKNOWN, version=None,
-                 after=None, after_region=None, t0=0.0, t1=None, error=None, worker=None):
+                 after=None, after_region=None, t0=0.0, t1=None, error=None, worker=None,
+                 after_key=None, w0=None, w1=None, old=None, old_known=False):
         self.id = id
         self.kind = kind
         self.region = region
@@ -79,6 +119,11 @@ class Op:
         self.t1 = t1
         self.error = error
         self.worker = worker
+        self.after_key = after_key
+        self.w0 = w0
+        self.w1 = w1
+        self.old = old
+        self.old_known = old_known
 
     @property
     def is_write(self):
@@ -107,10 +152,48 @@ def _fmt(v):
     return "%d/%s" % v if v else "none"
 
 
-def check(history, final, causal_cross_region_blind=False, limit=50):
+def hlc_ms(ts):
+    """The physical part (milliseconds) of an HLC timestamp."""
+    return ts >> HLC_LOGICAL_BITS
+
+
+class Clocks:
+    """What the runner knows of every region's clock: {region: [(wall_s,
+    offset_ms), ...]}, the --clock-offset-ms each region runs with from
+    wall-clock time wall_s on (the first entry: from the start; one more at
+    each restart with a new offset). A region's wall clock at real time t is
+    t + its offset then."""
+
+    def __init__(self, timeline, max_skew_ms=MAX_SKEW_MS, margin_ms=SKEW_MARGIN_MS):
+        self.timeline = {r: sorted((float(t), int(o)) for t, o in tl) for r, tl in timeline.items()}
+        self.max_skew_ms = max_skew_ms
+        self.margin_ms = margin_ms
+
+    def __contains__(self, region):
+        return region in self.timeline
+
+    def offsets(self, region, t_from, t_to):
+        """The offsets region had at some moment of [t_from, t_to]."""
+        tl = self.timeline[region]
+        out = [o for t, o in tl if t_from < t <= t_to]
+        before = [o for t, o in tl if t <= t_from]
+        out.append(before[-1] if before else tl[0][1])
+        return out
+
+    def bound_ms(self, region, t):
+        """The highest physical time a version made by region and answered
+        by real time t may carry: its wall clock (with the highest offset it
+        ever had: its clock never goes back, and restarts at its persisted
+        bound) + max skew + margin."""
+        return int(t * 1000) + max(self.offsets(region, float("-inf"), t)) + self.max_skew_ms + self.margin_ms
+
+
+def check(history, final, causal_cross_region_blind=False, limit=50, clocks=None):
     """history: list of Op. final: {region: {key: (value, version)}} read at
     the end from every region (value None = absent; version None = nothing
-    stored, e.g. a collected tombstone). Returns a list of violation strings."""
+    stored, e.g. a collected tombstone). clocks: a Clocks, or None (then the
+    skew rule and causal writes across keys are not judged). Returns a list
+    of violation strings."""
     out = []
 
     def bad(kind, msg):
@@ -190,15 +273,89 @@ def check(history, final, causal_cross_region_blind=False, limit=50):
             bad("phantom", "op %d read %r at %s, but it was acknowledged at %s" % (
                 op.id, op.value, _fmt(op.version), _fmt(w.version)))
 
+    # Every version seen of each key (made, read, observed, left at the end),
+    # and which acknowledged write made each version.
+    seen_ts = {}
+    made_by = {}
+    for op in history:
+        if op.version is not None:
+            seen_ts.setdefault(op.key, set()).add(op.version[0])
+            if op.is_write and op.outcome == OK:
+                made_by.setdefault((op.key, op.version), op)
+        if op.after is not None:
+            seen_ts.setdefault(op.after_key or op.key, set()).add(op.after[0])
+    for r in regions:
+        for k, (_, version) in final[r].items():
+            if version is not None:
+                seen_ts.setdefault(k, set()).add(version[0])
+    walls = [op.w0 for op in history if op.w0 is not None]
+    t_first = min(walls) if walls else float("-inf")
+
     # -- causal ------------------------------------------------------------
     for op in history:
         if not op.is_write or op.outcome != OK or op.after is None or op.deletes:
             continue
         if op.kind != "chain" and op.after_region != op.region and not causal_cross_region_blind:
             continue
+        other_key = op.after_key is not None and op.after_key != op.key
+        if other_key:
+            # Across keys only the clock orders the two: judged with the
+            # clocks known, and not when what was observed was beyond the
+            # skew bound of the writing region when that region can first
+            # have received it (the write that made it started): its clock
+            # was then capped below it, by design.
+            if clocks is None or op.region not in clocks or op.w1 is None:
+                continue
+            maker = made_by.get((op.after_key, op.after))
+            t_lo = maker.w0 if maker is not None and maker.w0 is not None else t_first
+            if t_lo == float("-inf"):
+                continue
+            cap = int(t_lo * 1000) + min(clocks.offsets(op.region, t_lo, op.w1)) + clocks.max_skew_ms
+            if hlc_ms(op.after[0]) >= cap:
+                continue
         if op.version is None or op.version <= op.after:
-            bad("causal", "op %d (%s in %s on key %s) was made after observing %s but got %s" % (
-                op.id, op.kind, op.region, op.key, _fmt(op.after), _fmt(op.version)))
+            bad("causal", "op %d (%s in %s on key %s) was made after observing %s%s but got %s" % (
+                op.id, op.kind, op.region, op.key, _fmt(op.after),
+                " on key %s" % op.after_key if other_key else "", _fmt(op.version)))
+
+    # -- skew ----------------------------------------------------------------
+    if clocks is not None:
+        unknown_deletes = {}
+        for op in history:
+            if op.deletes and op.outcome == UNKNOWN:
+                unknown_deletes.setdefault(op.key, []).append(op)
+
+        def replaced_unseen(op, prev):
+            """Whether op replaced the version of a write of unknown outcome
+            (never seen, so its version is known only now: prev), which its
+            region may have stamped that high."""
+            if not op.old_known:
+                return False
+            if op.old is not None:
+                u = by_value.get(op.old)
+                cands = [u] if u is not None and u.key == op.key and u.outcome == UNKNOWN else []
+            else:
+                cands = unknown_deletes.get(op.key, [])
+            return any(u.region in clocks and u.t0 <= op.t1 and
+                       hlc_ms(prev) <= clocks.bound_ms(u.region, op.w1) for u in cands)
+
+        for op in history:
+            if (not op.is_write or op.outcome != OK or op.version is None or op.w1 is None
+                    or op.version[1] != op.region or op.region not in clocks):
+                continue
+            ts = op.version[0]
+            limit_ms = clocks.bound_ms(op.region, op.w1)
+            if hlc_ms(ts) <= limit_ms:
+                continue
+            # Ordered after a version from a region that was ahead: one
+            # above the version it replaced is right.
+            if ts - 1 in seen_ts.get(op.key, ()) or replaced_unseen(op, ts - 1):
+                continue
+            bad("skew", "op %d (%s in %s on key %s) got %s, %d ms beyond %s's clock bound at its "
+                "acknowledgement (wall clock + %d ms max skew + %d ms margin), and not one above a "
+                "version it replaced" % (op.id, op.kind, op.region, op.key, _fmt(op.version),
+                                         hlc_ms(ts) - limit_ms, op.region, clocks.max_skew_ms,
+                                         clocks.margin_ms))
 
     # -- read-your-write / monotonic, per region and key ------------------------
     events = {}
