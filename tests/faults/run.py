@@ -38,11 +38,14 @@ seeds 1, 2, 3, seed 1 from a restart, seed 3 from the start). Its own writes
 are legitimately an hour ahead; the other regions must not be dragged along.
 
 The hole faults make sure the condition they exist for happened: the region's
-clients are held back (Gate) and the DDL churn paused while the top of its
-log is made of failed reservations, which the region's metrics confirm
-(pending bytes 0 but pending entries > 0 on every link: every existing entry
-acknowledged, positions beyond them not); a DeleteTable storm is repeated
-(up to 4 times) until that is so. Their table first gets LOG_PAD items (a
+clients are held back (Gate), the DDL churn paused and the region's own new
+replicas left to become ACTIVE (an activation is a log entry) while the top
+of its log is made of failed reservations, which the region's metrics
+confirm (pending bytes 0 but pending entries > 0 on every link: every
+existing entry acknowledged, positions beyond them not) before and after the
+log collection pass; if not, the step is done again (bounded). The storm
+runs with the region's fsyncs slowed down (the winner's commit still in
+flight while the others reserve). Their table first gets LOG_PAD items (a
 region with a long history), and after every restart the nemesis writes a
 probe: a key of its own that nothing overwrites, so a write that never
 reaches the other regions shows at the end. Every seed has one hole fault
@@ -667,85 +670,143 @@ class Nemesis(threading.Thread):
             time.sleep(0.2)
         return None
 
-    def hole_ddl(self, n, attempts=4):
-        """Failed log reservations at the top of region n's log, from
-        STORM concurrent DeleteTable calls on one global table (those that
-        lose the race after reserving a log sequence number leave holes;
-        whether the newest reservation is one of them is up to the
-        scheduler, so up to `attempts` storms, a new table each, until the
-        metrics show holes at the top of the log), then a log collection
-        pass, kill -9 and restart, and writes again."""
+    def settle(self, n, timeout=10.0):
+        """Waits (bounded) until region n holds no replica of its own that is
+        still CREATING: its activation, when its back-fill ends, is a log
+        entry of n's, which would cover the holes a hole fault makes."""
+        c = harness.client(self.dep[n], read_timeout=5, connect_timeout=2)
+        deadline = time.monotonic() + timeout
+        creating = []
+        while time.monotonic() < deadline:
+            creating = []
+            try:
+                for t in c.list_tables()["TableNames"]:
+                    if t.startswith(CHURN_PREFIX):
+                        reps = c.describe_table(TableName=t)["Table"].get("Replicas", [])
+                        creating += [t for r in reps
+                                     if r["RegionName"] == n and r.get("ReplicaStatus") == "CREATING"]
+            except Exception:  # noqa: BLE001 - a table deleted meanwhile, a busy region
+                creating = ["?"]
+            if not creating:
+                return
+            time.sleep(0.3)
+        self.note("... %s still has replicas being created: %s" % (n, ",".join(creating)))
+
+    def holes_kept(self, n, holes):
+        """After the log collection pass: whether the top of n's log still
+        is the failed reservations (nothing was logged since)."""
+        if not holes:
+            return False
+        now = self.wait_log_acked(n, timeout=3)
+        if not now:
+            self.note("... the top of %s's log is no longer a hole (something was logged)" % n)
+        return bool(now)
+
+    def kill_restart(self, n):
+        self.note("... kill -9 %s" % n)
+        self.dep.cluster.kill9(n)
+        time.sleep(self.rng.uniform(0.1, 0.5))
+        self.restart(n, quick=True)
+
+    def hole_ddl(self, n, rounds=4, budget_s=30.0):
+        """Failed log reservations at the top of region n's log, from STORM
+        concurrent DeleteTable calls on one global table: those that lose
+        the race after reserving a log position leave holes. n's fsyncs are
+        made slow for the storm, so that the winner's commit is still in
+        flight while the others reserve theirs (on an idle or fast disk the
+        winner may finish before the others even look the table up). Then
+        a log collection pass, kill -9 and restart, and writes again. Done
+        again with a new table (up to `rounds` times, within budget_s) while
+        the metrics do not show holes at the top of the log, before or after
+        the collection pass."""
         dep, rng = self.dep, self.rng
         self.note("%d concurrent DeleteTable of a global table in %s, then kill -9 and restart"
                   % (STORM, n))
+        t0 = time.monotonic()
         self.dep.ddl_lock.acquire()
         try:
             name = self.prepared.pop(n, None) or self.prepare_hole(n)
-            for attempt in range(attempts):
+            self.settle(n)
+            for attempt in range(rounds):
                 if attempt:
+                    if time.monotonic() - t0 > budget_s:
+                        break
                     name = self.prepare_hole(n, pad=0)
                 if name is None:
                     return
                 if not self.dep.gates[n].close(timeout=20):
                     log("nemesis: writes in flight in %s did not end within 20 s" % n)
-                outcomes = delete_storm(dep[n], name)
+                dep.disks[n].set(sync_delay_us=rng.choice((100000, 200000)))
+                try:
+                    outcomes = delete_storm(dep[n], name)
+                finally:
+                    dep.disks[n].clear()
                 holes = self.wait_log_acked(n)
-                self.note("... %s in %s: %s; %s" % (
+                self.note("... %s in %s (slow fsync): %s; %s" % (
                     name, n, summary(outcomes),
                     "peers did not acknowledge the log within 10 s" if holes is None else
                     "%d failed reservation(s) at the top of the log" % holes))
-                if holes:
+                if not holes:
+                    continue
+                # A log collection pass while the newest reservations are holes.
+                time.sleep(LOG_COLLECT_S + rng.uniform(0.6, 1.5))
+                if self.holes_kept(n, holes):
                     break
-            # A log collection pass while the newest reservations are holes.
-            time.sleep(LOG_COLLECT_S + rng.uniform(0.6, 1.5))
-            self.note("... kill -9 %s" % n)
-            dep.cluster.kill9(n)
-            time.sleep(rng.uniform(0.1, 0.5))
-            self.restart(n, quick=True)
+            self.kill_restart(n)
         finally:
+            self.dep.disks[n].clear()
             self.dep.gates[n].open()
             self.dep.ddl_lock.release()
 
-    def hole_disk(self, n, targeted):
+    def hole_disk(self, n, targeted, rounds=2, budget_s=20.0):
         """Client writes failing on a full disk (holes at the top of region
         n's log), then region n's writes stop, space returns, and region n is
         killed and restarted with no successful client write in between:
         at once, or (targeted) after storage writes succeed again and a log
-        collection pass has run."""
+        collection pass has run (done again, within budget_s, if the metrics
+        do not show holes at the top of the log then)."""
         dep, rng = self.dep, self.rng
         self.note("disk full in %s while its writes are in flight, then kill -9 and restart%s" % (
             n, " after a log collection pass" if targeted else " at once"))
+        t0 = time.monotonic()
         self.dep.ddl_lock.acquire()
         try:
-            if targeted and not (self.prepared.pop(n, None) or self.prepare_hole(n)):
-                return
-            dep.disks[n].set(enospc=1)
-            time.sleep(rng.uniform(1, 3))
-            if not dep.gates[n].close(timeout=20):
-                log("nemesis: writes in flight in %s did not end within 20 s" % n)
-            if not targeted:
-                self.note("... kill -9 %s (disk still full)" % n)
-                dep.cluster.kill9(n)
+            if targeted:
+                if not (self.prepared.pop(n, None) or self.prepare_hole(n)):
+                    return
+                self.settle(n)
+            for attempt in range(rounds if targeted else 1):
+                if attempt and time.monotonic() - t0 > budget_s:
+                    break
+                dep.gates[n].open()
+                dep.disks[n].set(enospc=1)
+                time.sleep(rng.uniform(1, 3))
+                if not dep.gates[n].close(timeout=20):
+                    log("nemesis: writes in flight in %s did not end within 20 s" % n)
+                if not targeted:
+                    self.note("... kill -9 %s (disk still full)" % n)
+                    dep.cluster.kill9(n)
+                    dep.disks[n].clear()
+                    self.note("disk of %s has space again" % n)
+                    time.sleep(rng.uniform(0.1, 1.0))
+                    self.restart(n, quick=True)
+                    return
                 dep.disks[n].clear()
                 self.note("disk of %s has space again" % n)
-                time.sleep(rng.uniform(0.1, 1.0))
-                self.restart(n, quick=True)
-                return
-            dep.disks[n].clear()
-            self.note("disk of %s has space again" % n)
-            t_clear = time.monotonic()
-            while time.monotonic() < t_clear + 15 and disk_full_metric(dep[n]) != 0:
-                time.sleep(0.2)
-            holes = self.wait_log_acked(n)
-            self.note("... storage writes succeed again in %s after %.1f s; %s" % (
-                n, time.monotonic() - t_clear,
-                "peers did not acknowledge the log within 10 s" if holes is None else
-                "%d failed reservation(s) at the top of the log" % holes))
-            time.sleep(LOG_COLLECT_S + rng.uniform(0.6, 1.5))
-            self.note("... kill -9 %s" % n)
-            dep.cluster.kill9(n)
-            time.sleep(rng.uniform(0.1, 0.5))
-            self.restart(n, quick=True)
+                t_clear = time.monotonic()
+                while time.monotonic() < t_clear + 15 and disk_full_metric(dep[n]) != 0:
+                    time.sleep(0.2)
+                holes = self.wait_log_acked(n)
+                self.note("... storage writes succeed again in %s after %.1f s; %s" % (
+                    n, time.monotonic() - t_clear,
+                    "peers did not acknowledge the log within 10 s" if holes is None else
+                    "%d failed reservation(s) at the top of the log" % holes))
+                if not holes:
+                    continue
+                time.sleep(LOG_COLLECT_S + rng.uniform(0.6, 1.5))
+                if self.holes_kept(n, holes):
+                    break
+            self.kill_restart(n)
         finally:
             dep.disks[n].clear()
             dep.gates[n].open()
@@ -1164,7 +1225,7 @@ def run_one(seed, n_regions, duration, workers_per_region, n_keys, converge_time
         stop.wait(duration)
         stop.set()
         for t in threads:
-            t.join(60)
+            t.join(150)  # a hole fault started late may run on for a while
         for t in threads:
             if t.is_alive():
                 raise RuntimeError("%s did not stop" % t.name)
