@@ -1007,6 +1007,7 @@ int db_apply(db *d, const char *source, const repl_entry *entries, size_t n, uin
     arena_init(&a);
     apply_item *it = arena_calloc(&a, n ? n : 1, sizeof(*it));
     size_t m = 0;
+    uint64_t max_observed = 0; /* the largest version received, clamped to the skew bound */
     int rc = -1;
     store_batch *b = NULL;
     buf k, rec;
@@ -1022,6 +1023,7 @@ int db_apply(db *d, const char *source, const repl_entry *entries, size_t n, uin
             continue;
         }
         db_observe_remote(d, en->ts, en->origin);
+        if (clamp_to_skew(d, en->ts) > max_observed) max_observed = clamp_to_skew(d, en->ts);
         buf_reset(&k);
         uint8_t hdr[12];
         store_u64be(hdr, t->id);
@@ -1138,6 +1140,11 @@ int db_apply(db *d, const char *source, const repl_entry *entries, size_t n, uin
     }
     for (size_t i = 0; i < m; i++)
         stats_add(b, it[i].t->id, it[i].dcount, it[i].dbytes, it[i].dtomb);
+    /* The clock restarts above what it observed too (within the skew bound):
+     * a write made after reading a replicated version, on any key, orders
+     * after it also after a restart. At most one sync write per second of
+     * clock progress (ensure_clock_bound). */
+    if (max_observed && ensure_clock_bound(d, HLC_MS(max_observed), e) < 0) goto out;
     if (store_batch_count(b) > 0 && store_write(d->st, b, e) < 0) goto out;
     /* Statistics change only once the batch is durable. */
     for (size_t i = 0; i < m; i++) {

@@ -43,10 +43,11 @@ typedef struct db {
     hlc clock;
     char region[256];
     pthread_mutex_t stripes[DB_LOCK_STRIPES];
-    /* Clock persistence: every timestamp the clock issued is below
+    /* Clock persistence: every timestamp the clock issued, and every
+     * replicated version it observed (clamped to the skew bound), is below
      * clock_bound_ms, which is itself on disk (meta "clock/bound"), so the
-     * clock restarts above every version it ever issued, deleted ones
-     * included, whatever the wall clock says. (A write stamped just above a
+     * clock restarts above every version it ever issued or applied, deleted
+     * ones included, whatever the wall clock says. (A write stamped just above a
      * stored version that is ahead of the clock, db_write's rule, is the one
      * exception: it may be above the bound, which is harmless, as that
      * version stays unique for its item: any later write of the item reads

@@ -95,11 +95,12 @@ typedef struct peer_link {
     int port;
     pthread_t thread;
     bool started;
-    _Atomic int up;          /* connected and handshaken */
-    _Atomic int fd;          /* current socket, -1 if none (for shutdown) */
-    _Atomic uint64_t acked;  /* log position the peer has applied */
-    _Atomic int acked_known; /* acked came from the peer since this process started */
-    _Atomic uint64_t sent;   /* log position sent */
+    _Atomic int up;           /* connected and handshaken */
+    _Atomic int fd;           /* current socket, -1 if none (for shutdown) */
+    _Atomic uint64_t acked;   /* log position the peer has applied */
+    _Atomic int acked_known;  /* acked came from the peer since this process started */
+    _Atomic uint64_t sent;    /* log position sent */
+    _Atomic uint64_t scanned; /* the log read up to here: nothing for the peer in (sent, scanned] */
     _Atomic uint64_t reconnects;
     _Atomic uint64_t backfills_done;
     _Atomic uint64_t bf_sent, bf_total; /* progress of the current back-fill */

@@ -283,6 +283,19 @@ void repl_stop(repl *r)
 
 /* ------------------------------------------------------------ observability */
 
+/* Log positions a peer still needs to acknowledge: those after its
+ * acknowledged position up to the watermark, but none past what the sender
+ * has read and sent when everything it sent is acknowledged (the positions
+ * it read past were holes or not for this peer: failed writes at the top of
+ * the log leave nothing pending). */
+static uint64_t link_pending(const peer_link *l, uint64_t stable)
+{
+    uint64_t acked = atomic_load(&l->acked), sent = atomic_load(&l->sent);
+    uint64_t scanned = atomic_load(&l->scanned);
+    if (atomic_load(&l->up) && scanned >= stable && sent <= acked) return 0;
+    return stable > acked ? stable - acked : 0;
+}
+
 void repl_render_metrics(repl *r, buf *out)
 {
     if (!r) return;
@@ -326,14 +339,13 @@ void repl_render_metrics(repl *r, buf *out)
     }
     buf_puts(out, "# HELP meridian_replication_pending_entries Replication log positions not yet "
                   "acknowledged by a peer (the log watermark minus the peer's acknowledged "
-                  "position).\n"
+                  "position; 0 once the sender has read to the watermark and the peer has "
+                  "acknowledged all it was sent).\n"
                   "# TYPE meridian_replication_pending_entries gauge\n");
-    for (size_t i = 0; i < r->n_peers; i++) {
-        uint64_t acked = atomic_load(&r->links[i].acked);
+    for (size_t i = 0; i < r->n_peers; i++)
         buf_printf(out, "meridian_replication_pending_entries{source=\"%s\",peer=\"%s\"} %llu\n",
                    r->region, r->links[i].name,
-                   (unsigned long long)(stable > acked ? stable - acked : 0));
-    }
+                   (unsigned long long)link_pending(&r->links[i], stable));
     buf_puts(out, "# HELP meridian_replication_pending_bytes Approximate bytes of the log "
                   "entries not yet acknowledged by a peer (estimated from RocksDB's figures, "
                   "without reading the log).\n"
@@ -530,8 +542,7 @@ void repl_status_json(repl *r, buf *out)
                    "\"backfill_sent\":%llu,\"backfill_total\":%llu,\"last_applied_commit_ms\":"
                    "%llu}",
                    i ? "," : "", l->name, atomic_load(&l->up) ? "true" : "false",
-                   (unsigned long long)acked,
-                   (unsigned long long)(stable > acked ? stable - acked : 0),
+                   (unsigned long long)acked, (unsigned long long)link_pending(l, stable),
                    (unsigned long long)atomic_load(&l->bf_sent),
                    (unsigned long long)atomic_load(&l->bf_total),
                    (unsigned long long)atomic_load(&s->last_commit_ms));

@@ -426,7 +426,10 @@ static int send_log(sender_conn *c, uint64_t stable, err *e)
             atomic_store(&c->l->sent, through);
         }
     }
-    if (rc == 0) c->scanned = full ? through : stable;
+    if (rc == 0) {
+        c->scanned = full ? through : stable;
+        atomic_store(&c->l->scanned, c->scanned);
+    }
     buf_free(&frame);
     return rc;
 }

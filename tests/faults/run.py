@@ -650,21 +650,20 @@ class Nemesis(threading.Thread):
     def wait_log_acked(self, n, timeout=10.0):
         """Waits until every peer of region n has acknowledged every entry
         of n's log (meridian_replication_pending_bytes 0 on every link);
-        then returns how many log positions are still unacknowledged (the
-        pending entries of the link with the fewest): positions past the
-        newest entry, i.e. failed reservations at the top of the log (a peer
-        never acknowledges a position inside a trailing hole). None if that
-        did not happen within timeout."""
+        then returns how many log positions at the top of n's log are failed
+        reservations (/replication/status: log_high, the newest seq used,
+        past the newest entry on disk or trimmed). None if that did not
+        happen within timeout."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
                 samples, _ = harness.scrape_metrics(self.dep[n])
-                entries = [harness.metric_value(samples, "meridian_replication_pending_entries", peer=p)
-                           for p in self.dep.names if p != n]
                 nbytes = [harness.metric_value(samples, "meridian_replication_pending_bytes", peer=p)
                           for p in self.dep.names if p != n]
                 if not any(nbytes):
-                    return int(min(entries))
+                    _, _, body = harness.operator_get(self.dep[n], "/replication/status")
+                    st = json.loads(body)
+                    return int(st["log_high"] - max(st["log_last"], st["log_first"] - 1))
             except Exception:  # noqa: BLE001 - busy: try again
                 pass
             time.sleep(0.2)

@@ -3059,6 +3059,36 @@ static void test_write_orders_after_clamped_remote(void **state)
     check_write_after_remote(120000, 1000, false);
 }
 
+/* A write to another key, made after a restart in a region that had applied
+ * a version from a region ahead (within the skew bound), orders after that
+ * version: the clock restarts above what it observed, not only above what
+ * it issued (a client that read the item, then wrote elsewhere, sees its
+ * write order after what it read). */
+static void test_write_elsewhere_after_restart_orders_after_remote(void **state)
+{
+    one ap, us;
+    node_init(&ap.n, "ap-south-1");
+    ap.n.skew_ms = 5000;
+    node_open(&ap.n);
+    ap.t = create_table(&ap.n, &TDEF[T_HS]);
+    one_open(&us, "us-east-1");
+    arena a;
+    arena_init(&a);
+    put_logged(&ap, &a, "k", 1);
+    version remote = version_of(&ap, "k");
+    uint64_t ap_pos = 0;
+    deliver_all(&ap.n, &us.n, &ap_pos);
+    one_reopen(&us);
+    hlc_set_offset_ms(us.n.skew_ms);
+    put_logged(&us, &a, "elsewhere", 2);
+    version mine = version_of(&us, "elsewhere");
+    hlc_set_offset_ms(0);
+    arena_free(&a);
+    one_close(&ap);
+    one_close(&us);
+    assert_true(db_version_cmp(mine.ts, mine.origin, remote.ts, remote.origin) > 0);
+}
+
 /* Sanity of the set-up above without skew or restart. */
 static void test_write_after_remote(void **state)
 {
@@ -3088,6 +3118,8 @@ int main(void)
         cmocka_unit_test_teardown(test_overwrite_of_runaway_version_keeps_clock, cleanup_nodes),
         cmocka_unit_test_teardown(test_write_after_remote, cleanup_nodes),
         cmocka_unit_test_teardown(test_write_after_restart_orders_after_remote, cleanup_nodes),
+        cmocka_unit_test_teardown(test_write_elsewhere_after_restart_orders_after_remote,
+                                  cleanup_nodes),
         cmocka_unit_test_teardown(test_write_orders_after_clamped_remote, cleanup_nodes),
         cmocka_unit_test_teardown(test_simulation, sim_teardown),
     };
