@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(cmake make gcc pkg-config clang-format librocksdb-dev libmicrohttpd-dev libcjson-dev
           libcmocka-dev libssl-dev zlib1g-dev libcurl4-openssl-dev libhttp-parser-dev
-          clang libclang-rt-14-dev valgrind)
+          clang libclang-rt-14-dev valgrind patch)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -79,6 +79,18 @@ static int load_clock_bound(db *d, err *e)
     return r < 0 ? -1 : 0;
 }
 
+/* Writes a u64 mark in meta, durably, on its own. */
+static int write_mark(db *d, const char *key, uint64_t value, err *e)
+{
+    uint8_t v[8];
+    store_u64be(v, value);
+    store_batch *b = store_batch_new(d->st);
+    store_batch_put(b, STORE_CF_META, key, strlen(key), v, 8);
+    int rc = store_write(d->st, b, e);
+    store_batch_free(b);
+    return rc;
+}
+
 /* Makes sure the persisted bound is above ms before a version with that
  * physical time is committed: one synchronous meta write per
  * CLOCK_BOUND_STEP_MS of clock progress. */
@@ -89,12 +101,7 @@ static int ensure_clock_bound(db *d, uint64_t ms, err *e)
     int rc = 0;
     if (ms >= atomic_load(&d->clock_bound_ms)) {
         uint64_t bound = ms + CLOCK_BOUND_STEP_MS;
-        uint8_t v[8];
-        store_u64be(v, bound);
-        store_batch *b = store_batch_new(d->st);
-        store_batch_put(b, STORE_CF_META, CLOCK_BOUND_KEY, strlen(CLOCK_BOUND_KEY), v, 8);
-        rc = store_write(d->st, b, e);
-        store_batch_free(b);
+        rc = write_mark(d, CLOCK_BOUND_KEY, bound, e);
         if (rc == 0) atomic_store(&d->clock_bound_ms, bound);
     }
     pthread_mutex_unlock(&d->clock_mu);
@@ -340,13 +347,7 @@ static int init_log(db *d, err *e)
         /* A log trimmed before the mark existed: everything below its first
          * entry is gone, and peers behind it must be re-seeded. Recorded once. */
         trimmed = first - 1;
-        uint8_t v[8];
-        store_u64be(v, trimmed);
-        store_batch *b = store_batch_new(d->st);
-        store_batch_put(b, STORE_CF_META, LOG_TRIMMED_KEY, strlen(LOG_TRIMMED_KEY), v, 8);
-        int rc = store_write(d->st, b, e);
-        store_batch_free(b);
-        if (rc < 0) return -1;
+        if (write_mark(d, LOG_TRIMMED_KEY, trimmed, e) < 0) return -1;
     }
     atomic_store(&d->log_trimmed, trimmed);
     atomic_store(&d->log_trim_target, trimmed);
@@ -1285,14 +1286,7 @@ int db_log_skip_past(db *d, uint64_t seq, err *e)
     pthread_mutex_lock(&d->log_mark_mu);
     uint64_t floor;
     int rc = read_mark(d, LOG_FLOOR_KEY, &floor, e);
-    if (rc == 0 && seq > floor) {
-        uint8_t v[8];
-        store_u64be(v, seq);
-        store_batch *b = store_batch_new(d->st);
-        store_batch_put(b, STORE_CF_META, LOG_FLOOR_KEY, strlen(LOG_FLOOR_KEY), v, 8);
-        rc = store_write(d->st, b, e);
-        store_batch_free(b);
-    }
+    if (rc == 0 && seq > floor) rc = write_mark(d, LOG_FLOOR_KEY, seq, e);
     /* Durable first, then used: a crash in between only repeats the repair. */
     if (rc == 0) rlog_advance(&d->log, seq);
     pthread_mutex_unlock(&d->log_mark_mu);
