@@ -309,37 +309,44 @@ void server_config_free(server_config *cfg)
     memset(cfg, 0, sizeof(*cfg));
 }
 
+/* Reads a secret file of `what` (for messages) into out: at most max bytes (a
+ * longer file is an error, never a truncation), trailing white space and
+ * newlines dropped, at least min left. Shared by the cluster key and the
+ * admin token. */
+static int read_secret_file(const char *path, const char *what, char *out, size_t max, size_t min,
+                            size_t *out_len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        fprintf(stderr, "meridian serve: cannot read %s file %s: %s\n", what, path,
+                strerror(errno));
+        return -1;
+    }
+    char extra;
+    ssize_t n = read(fd, out, max);
+    ssize_t more = n == (ssize_t)max ? read(fd, &extra, 1) : 0;
+    close(fd);
+    size_t len = n > 0 ? (size_t)n : 0;
+    while (len && strchr("\n\r \t", out[len - 1]))
+        len--;
+    *out_len = len;
+    if (more > 0) {
+        fprintf(stderr, "meridian serve: %s file %s is longer than %zu bytes\n", what, path, max);
+        return -1;
+    }
+    if (len < min) {
+        fprintf(stderr, "meridian serve: %s file %s must hold a secret of at least %zu bytes\n",
+                what, path, min);
+        return -1;
+    }
+    return 0;
+}
+
 /* Reads the cluster key, which authenticates links between regions
  * (challenge-response, repl/wire.h): 16 to CLUSTER_KEY_MAX bytes. */
 static int check_cluster_key(const char *path, char *key, size_t *key_len)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        fprintf(stderr, "meridian serve: cannot read cluster key file %s: %s\n", path,
-                strerror(errno));
-        return -1;
-    }
-    /* key holds CLUSTER_KEY_MAX bytes; a longer file is an error, not a truncation. */
-    char extra;
-    ssize_t n = read(fd, key, CLUSTER_KEY_MAX);
-    ssize_t more = n == CLUSTER_KEY_MAX ? read(fd, &extra, 1) : 0;
-    close(fd);
-    size_t len = n > 0 ? (size_t)n : 0;
-    while (len && (key[len - 1] == '\n' || key[len - 1] == '\r' || key[len - 1] == ' '))
-        len--;
-    *key_len = len;
-    if (more > 0) {
-        fprintf(stderr, "meridian serve: cluster key file %s is longer than %d bytes\n", path,
-                CLUSTER_KEY_MAX);
-        return -1;
-    }
-    if (len < CLUSTER_KEY_MIN) {
-        fprintf(stderr,
-                "meridian serve: cluster key file %s must hold a secret of at least %d bytes\n",
-                path, CLUSTER_KEY_MIN);
-        return -1;
-    }
-    return 0;
+    return read_secret_file(path, "cluster key", key, CLUSTER_KEY_MAX, CLUSTER_KEY_MIN, key_len);
 }
 
 /* Reads the operator's bearer token (--admin-token-file): 16 to
@@ -347,33 +354,10 @@ static int check_cluster_key(const char *path, char *key, size_t *key_len)
  * trailing white space and newlines ignored. */
 static int read_admin_token(const char *path, char *token, size_t *token_len)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        fprintf(stderr, "meridian serve: cannot read admin token file %s: %s\n", path,
-                strerror(errno));
+    if (read_secret_file(path, "admin token", token, ADMIN_TOKEN_MAX, ADMIN_TOKEN_MIN, token_len) <
+        0)
         return -1;
-    }
-    char extra;
-    ssize_t n = read(fd, token, ADMIN_TOKEN_MAX);
-    ssize_t more = n == ADMIN_TOKEN_MAX ? read(fd, &extra, 1) : 0;
-    close(fd);
-    size_t len = n > 0 ? (size_t)n : 0;
-    while (len && (token[len - 1] == '\n' || token[len - 1] == '\r' || token[len - 1] == ' ' ||
-                   token[len - 1] == '\t'))
-        len--;
-    *token_len = len;
-    if (more > 0) {
-        fprintf(stderr, "meridian serve: admin token file %s is longer than %d bytes\n", path,
-                ADMIN_TOKEN_MAX);
-        return -1;
-    }
-    if (len < ADMIN_TOKEN_MIN) {
-        fprintf(stderr,
-                "meridian serve: admin token file %s must hold a token of at least %d characters\n",
-                path, ADMIN_TOKEN_MIN);
-        return -1;
-    }
-    for (size_t i = 0; i < len; i++)
+    for (size_t i = 0; i < *token_len; i++)
         if ((unsigned char)token[i] < 0x21 || (unsigned char)token[i] > 0x7e) {
             fprintf(stderr,
                     "meridian serve: admin token file %s: the token must be one line of visible "
