@@ -1024,7 +1024,8 @@ int db_apply(db *d, const char *source, const repl_entry *entries, size_t n, uin
             continue;
         }
         db_observe_remote(d, en->ts, en->origin);
-        if (clamp_to_skew(d, en->ts) > max_observed) max_observed = clamp_to_skew(d, en->ts);
+        uint64_t observed = clamp_to_skew(d, en->ts);
+        if (observed > max_observed) max_observed = observed;
         buf_reset(&k);
         uint8_t hdr[12];
         store_u64be(hdr, t->id);
